@@ -1,0 +1,70 @@
+# Mailroom: every command a developer or CI needs. Each target installs what it uses.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The functions run on Lambda's python3.13; use a local 3.13 when there is one
+# (pyenv's, or on PATH), else whatever python3 is (>= 3.11 works for development).
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13) $(shell command -v python3))
+# uv from PATH, or installed into .tools/ on first use.
+UV ?= $(firstword $(shell command -v uv) $(CURDIR)/.tools/bin/uv)
+SAM_CLI_VERSION ?= 1.170.0
+SAM := $(UV) tool run --from aws-sam-cli==$(SAM_CLI_VERSION) sam
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help install test lint demo dev build validate events requirements bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools && .tools/bin/pip install --quiet uv
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --locked
+	@touch $@
+
+install: .venv/.synced ## Create .venv from the lock file (uv sync)
+
+test: install ## Run every test (unit, integration on moto, e2e over the local stack)
+	$(UV) run pytest
+
+lint: install ## ruff, mypy, cfn-lint and sam validate --lint
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run cfn-lint template.yaml
+	$(SAM) validate --lint
+	@$(MAKE) --no-print-directory requirements-check
+
+demo: install ## Run a Slack conversation through the whole stack locally, no accounts
+	$(UV) run python -m infra.local.demo
+
+dev: install ## Serve the local stack on :3000 for a real Slack app (secrets from .env)
+	$(UV) run python -m infra.local.dev
+
+build: requirements-check ## sam build (arm64 wheels from PyPI; no Docker needed)
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --cached --parallel
+
+validate: ## sam validate --lint only
+	$(SAM) validate --lint
+
+events: install ## Re-sign events/ with a fresh timestamp (Slack signatures last 5 minutes)
+	$(UV) run python -m infra.scripts.sign_events
+
+requirements: | $(UV) ## Export the layer's requirements.txt from uv.lock
+	$(UV) export --frozen --no-dev --no-default-groups --no-emit-project --no-hashes --quiet \
+		--output-file layers/common/requirements.txt
+
+requirements-check: | $(UV)
+	@$(UV) export --frozen --no-dev --no-default-groups --no-emit-project --no-hashes --quiet \
+		| grep -v '^#' | diff -q - <(grep -v '^#' layers/common/requirements.txt) >/dev/null \
+		|| { echo "layers/common/requirements.txt is out of date with uv.lock: run 'make requirements'"; exit 1; }
+
+bench: install ## Measure the ingress: cold import and warm handler time vs a bare handler
+	$(UV) run python -m infra.bench.ingress
+
+clean: ## Remove build output and caches
+	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,21 @@
+"""SQS FIFO batch: run each queued Slack command once and answer in Slack."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mailroom.bootstrap import build_worker
+from mailroom.observability import logger, metrics, tracer
+from mailroom.worker import Worker
+
+_worker: Worker | None = None
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext, worker: Worker | None = None) -> dict[str, Any]:
+    global _worker
+    if worker is None:
+        worker = _worker = _worker or build_worker()
+    return worker.handle_batch(event, context)

@@ -1,0 +1,129 @@
+"""A small threaded HTTP server base that every emulator builds on."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+class Request:
+    """What an emulator route sees of one HTTP request."""
+
+    def __init__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes):
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers  # lower-cased names
+        self.body = body
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def form(self) -> dict[str, str]:
+        """The body as form fields, or JSON object fields, whichever it is."""
+        content_type = self.headers.get("content-type", "")
+        if "json" in content_type:
+            data = json.loads(self.body or b"{}")
+            return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+        return {k: v[0] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+class Response:
+    def __init__(self, status: int = 200, body: bytes | str | Any = b"", headers: dict[str, str] | None = None):
+        self.status = status
+        self.headers = dict(headers or {})
+        if isinstance(body, bytes):
+            self.body = body
+        elif isinstance(body, str):
+            self.body = body.encode()
+            self.headers.setdefault("Content-Type", "text/html; charset=utf-8")
+        else:
+            self.body = json.dumps(body).encode()
+            self.headers.setdefault("Content-Type", "application/json; charset=utf-8")
+
+
+class Emulator:
+    """Serve `self.route(request) -> Response` on 127.0.0.1 in a daemon thread.
+
+    Subclasses implement `route`. `start()` binds an ephemeral port unless one is given;
+    `url` is the base URL with a trailing slash.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self._host = host
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.lock = threading.RLock()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> Emulator:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query, keep_blank_values=True),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                )
+                try:
+                    response = emulator.route(request)
+                except Exception as exc:  # an emulator bug should be visible, not hang a client
+                    response = Response(500, {"error": f"emulator error: {exc!r}"})
+                self.send_response(response.status)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                self.wfile.write(response.body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                pass
+
+        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "emulator not started"
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}/"
+
+    # -- routing ---------------------------------------------------------------------
+    def route(self, request: Request) -> Response:  # pragma: no cover - abstract
+        raise NotImplementedError

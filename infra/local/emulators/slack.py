@@ -1,0 +1,670 @@
+"""An HTTP emulator of the Slack Web API, for tests and the local stack.
+
+Point `slack_sdk.WebClient(base_url=emulator.api_url)` (or `SLACK_API_URL`) at it and the
+production code talks to it through the real client. It answers the methods Mailroom uses
+with Slack's own request and response shapes and error codes, keeps the messages the bot
+posted (updated in place by chat.update, removed by chat.delete), records every call, and
+can be told to fail the next calls of a method (429 with Retry-After, 5xx, or an `ok: false`).
+
+State can also be read and driven over HTTP, so a process outside the test can poll it:
+
+    GET  /_emulator/calls?method=             {"calls": [...]}
+    GET  /_emulator/messages?channel=&thread_ts=   {"messages": [...]}
+    GET  /_emulator/reactions?channel=&ts=    {"reactions": [...]}
+    POST /_emulator/reset                     {"ok": true}
+    POST /_emulator/faults  {"method", "status", "error", "retry_after", "times"}
+
+Run standalone with `python -m infra.local.emulators.slack --port 8401`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.local.emulators.base import Emulator, Request, Response
+
+# Arguments Slack accepts as JSON-encoded strings inside a form body; decoded so that
+# `calls()` shows the same structure whichever encoding the client chose.
+_JSON_ARGS = frozenset({"blocks", "attachments", "chunks", "metadata", "loading_messages", "unfurls"})
+
+_MAX_BLOCKS = 50  # Slack rejects more than 50 blocks in one message with invalid_blocks
+
+
+class SlackError(Exception):
+    """Raised by a method handler to answer HTTP 200 {"ok": false, "error": code}."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class PostedMessage:
+    """A message the bot posted, as it stands now."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None = None  # None for a top-level message
+    text: str = ""
+    blocks: list[Any] = field(default_factory=list)
+    user: str | None = None  # the recipient of an ephemeral message; None otherwise
+    ephemeral: bool = False
+    reactions: list[str] = field(default_factory=list)
+    edits: int = 0  # how many chat.update calls changed it
+    streaming: bool = False  # True between chat.startStream and chat.stopStream
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Fault:
+    status: int
+    error: str | None
+    retry_after: int | None
+    remaining: int
+
+
+class SlackEmulator(Emulator):
+    def __init__(
+        self,
+        bot_token: str = "xoxb-local-test-token",  # noqa: S107 - a fake token for a local fake
+        bot_user_id: str = "U0MAILBOT",
+        team_id: str = "T0LOCAL",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
+        super().__init__(host=host, port=port)
+        self.bot_token = bot_token
+        self.bot_user_id = bot_user_id
+        self.team_id = team_id
+        self.bot_id = "B" + bot_user_id[1:]
+        # A Condition on the shared lock, so wait_for_messages wakes on every change.
+        self._changed = threading.Condition(self.lock)
+        self._last_ts_us = 0  # never reset: a ts must stay unique for the emulator's life
+        self._calls: list[dict[str, Any]] = []
+        self._messages: dict[tuple[str, str], PostedMessage] = {}
+        self._faults: dict[str, list[_Fault]] = {}
+        # Reactions on messages the bot did not post (e.g. :eyes: on the user's own message).
+        self._foreign_reactions: dict[tuple[str, str], list[str]] = {}
+        self._statuses: dict[tuple[str, str], str] = {}
+        self._open_dms: set[str] = set()
+        self._users: dict[str, dict[str, Any]] = {}
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.startStream": self._chat_start_stream,
+            "chat.appendStream": self._chat_append_stream,
+            "chat.stopStream": self._chat_stop_stream,
+            "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
+            "conversations.open": self._conversations_open,
+            "users.info": self._users_info,
+            "assistant.threads.setStatus": self._assistant_threads_set_status,
+        }
+        self.reset()
+
+    def stop(self) -> None:
+        # serve_forever only notices shutdown() on its 0.5 s poll; throwaway connections wake
+        # it at once, so a test that starts and stops an emulator does not pay half a second.
+        server = self._server
+        if server is None:
+            return
+        address = (str(server.server_address[0]), int(server.server_address[1]))
+        stopped = threading.Event()
+
+        def wake() -> None:
+            while not stopped.wait(0.01):
+                try:
+                    socket.create_connection(address, timeout=0.5).close()
+                except OSError:
+                    return
+
+        threading.Thread(target=wake, name="SlackEmulator-stop", daemon=True).start()
+        try:
+            super().stop()
+        finally:
+            stopped.set()
+
+    # -- public API --------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}api/"
+
+    def calls(self, method: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [copy.deepcopy(c) for c in self._calls if method is None or c["method"] == method]
+
+    def messages(self, channel: str | None = None, thread_ts: str | None = None) -> list[PostedMessage]:
+        """Snapshots (copies) of the current messages, in the order they were posted."""
+        with self.lock:
+            return [copy.deepcopy(m) for m in self._messages.values() if _matches(m, channel, thread_ts)]
+
+    def wait_for_messages(
+        self,
+        count: int = 1,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+        timeout: float = 10.0,
+    ) -> list[PostedMessage]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self.messages(channel, thread_ts)
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    everything = [m.to_dict() for m in self._messages.values()]
+                    raise AssertionError(
+                        f"expected at least {count} message(s) (channel={channel!r}, thread_ts={thread_ts!r})"
+                        f" within {timeout}s; {len(found)} matched. All messages: {everything}; "
+                        f"calls: {[(c['method'], c['ok'], c['error']) for c in self._calls]}"
+                    )
+                self._changed.wait(remaining)
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 500,
+        error: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next `times` calls of `method` fail.
+
+        With `error`, they answer HTTP 200 {"ok": false, "error": error}, as Slack does for
+        application errors. Otherwise they answer HTTP `status`; with `retry_after` set the
+        status becomes 429 (unless another non-500 status was asked for) and carries a
+        Retry-After header, as Slack's rate limiter does.
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if retry_after is not None and status == 500:
+            status = 429
+        with self.lock:
+            self._faults.setdefault(method, []).append(_Fault(status, error, retry_after, times))
+
+    def reset(self) -> None:
+        with self._changed:
+            self._calls.clear()
+            self._messages.clear()
+            self._faults.clear()
+            self._foreign_reactions.clear()
+            self._statuses.clear()
+            self._open_dms.clear()
+            self._users.clear()
+            self.add_user(self.bot_user_id, name="mailroom", real_name="Mailroom", is_bot=True)
+            self._changed.notify_all()
+
+    def add_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        real_name: str | None = None,
+        email: str | None = None,
+        tz: str = "Europe/London",
+        is_bot: bool = False,
+    ) -> None:
+        """Give users.info a specific profile; users not added get a generated one."""
+        with self.lock:
+            self._users[user_id] = self._user_object(user_id, name, real_name, email, tz, is_bot)
+
+    def reactions(self, channel: str, ts: str) -> list[str]:
+        """Reaction names on any message, including ones the bot did not post."""
+        with self.lock:
+            message = self._messages.get((channel, ts))
+            if message is not None:
+                return list(message.reactions)
+            return list(self._foreign_reactions.get((channel, ts), []))
+
+    def thread_status(self, channel_id: str, thread_ts: str) -> str | None:
+        """The last assistant.threads.setStatus status for a thread ("" once cleared)."""
+        with self.lock:
+            return self._statuses.get((channel_id, thread_ts))
+
+    # -- HTTP routing ------------------------------------------------------------------
+    def route(self, request: Request) -> Response:
+        if request.path.startswith("/api/"):
+            return self._api(request.path[len("/api/") :], request)
+        if request.path.startswith("/_emulator/"):
+            return self._inspect(request.path[len("/_emulator/") :], request)
+        return Response(404, {"ok": False, "error": "not_found"})
+
+    def _inspect(self, name: str, request: Request) -> Response:
+        if name == "calls" and request.method == "GET":
+            return Response(200, {"calls": self.calls(_blank_to_none(request.arg("method")))})
+        if name == "messages" and request.method == "GET":
+            channel = _blank_to_none(request.arg("channel"))
+            thread_ts = _blank_to_none(request.arg("thread_ts"))
+            return Response(200, {"messages": [m.to_dict() for m in self.messages(channel, thread_ts)]})
+        if name == "reactions" and request.method == "GET":
+            return Response(200, {"reactions": self.reactions(request.arg("channel") or "", request.arg("ts") or "")})
+        if name == "reset" and request.method == "POST":
+            self.reset()
+            return Response(200, {"ok": True})
+        if name == "faults" and request.method == "POST":
+            try:
+                body = request.json()
+                if not isinstance(body, dict) or not isinstance(body.get("method"), str):
+                    raise ValueError("a JSON object with a string 'method' is required")
+                self.fail_next(
+                    body["method"],
+                    status=int(body.get("status") or 500),
+                    error=body.get("error"),
+                    retry_after=None if body.get("retry_after") is None else int(body["retry_after"]),
+                    times=int(body.get("times") or 1),
+                )
+            except (ValueError, TypeError) as exc:
+                return Response(400, {"ok": False, "error": str(exc)})
+            return Response(200, {"ok": True})
+        return Response(404, {"ok": False, "error": "not_found"})
+
+    def _api(self, method: str, request: Request) -> Response:
+        received = time.time()
+        malformed = False
+        try:
+            args = _request_args(request)
+        except ValueError:
+            args, malformed = {}, True
+        args.pop("token", None)  # never echo a credential into the call log
+
+        def answer(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+            with self._changed:
+                self._calls.append(
+                    {
+                        "method": method,
+                        "args": args,
+                        "ok": bool(body.get("ok")),
+                        "error": body.get("error"),
+                        "ts": received,
+                    }
+                )
+                self._changed.notify_all()
+            return Response(status, body, headers)
+
+        # Faults come first: they stand for the platform in front of the API (rate limiter, outage).
+        fault = self._take_fault(method)
+        if fault is not None:
+            if fault.error is not None:
+                return answer({"ok": False, "error": fault.error})
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+            error = "ratelimited" if fault.status == 429 else "internal_error"
+            return answer({"ok": False, "error": error}, fault.status, headers)
+
+        auth_error = self._auth_error(request)
+        if auth_error is not None:
+            return answer({"ok": False, "error": auth_error})
+        handler = self._methods.get(method)
+        if handler is None:
+            return answer({"ok": False, "error": "unknown_method"})
+        if malformed:
+            return answer({"ok": False, "error": "invalid_json"})
+        try:
+            with self._changed:
+                body = handler(args)
+                self._changed.notify_all()
+        except SlackError as exc:
+            return answer({"ok": False, "error": exc.code})
+        return answer({"ok": True, **body})
+
+    def _take_fault(self, method: str) -> _Fault | None:
+        with self.lock:
+            queue = self._faults.get(method)
+            if not queue:
+                return None
+            fault = queue[0]
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                queue.pop(0)
+            return fault
+
+    def _auth_error(self, request: Request) -> str | None:
+        # Slack takes the token from the Authorization header, or as a `token` form field.
+        header = request.headers.get("authorization", "")
+        token: str | None = None
+        if header.lower().startswith("bearer "):
+            token = header[len("bearer ") :].strip()
+        elif "json" not in request.headers.get("content-type", ""):
+            try:
+                token = _request_args(request).get("token")
+            except ValueError:
+                token = None
+        if not token:
+            return "not_authed"
+        return None if token == self.bot_token else "invalid_auth"
+
+    # -- helpers for handlers ------------------------------------------------------------
+    def _next_ts(self) -> str:
+        # Slack's ts is "seconds.microseconds"; unique and increasing within a channel.
+        with self.lock:
+            now_us = time.time_ns() // 1000
+            self._last_ts_us = max(now_us, self._last_ts_us + 1)
+            return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
+
+    def _message_json(self, message: PostedMessage) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "message",
+            "text": message.text,
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "team": self.team_id,
+            "ts": message.ts,
+        }
+        if message.thread_ts is not None:
+            body["thread_ts"] = message.thread_ts
+            body["parent_user_id"] = self.bot_user_id
+        if message.blocks:
+            body["blocks"] = message.blocks
+        return body
+
+    def _find(self, args: dict[str, Any], ts_arg: str = "ts") -> PostedMessage:
+        channel = _require_channel(args)
+        ts = args.get(ts_arg)
+        message = self._messages.get((channel, str(ts))) if ts else None
+        if message is None or message.ephemeral:  # ephemerals cannot be edited or deleted by the API
+            raise SlackError("message_not_found")
+        return message
+
+    def _user_object(
+        self,
+        user_id: str,
+        name: str | None = None,
+        real_name: str | None = None,
+        email: str | None = None,
+        tz: str = "Europe/London",
+        is_bot: bool = False,
+    ) -> dict[str, Any]:
+        name = name or user_id.lower()
+        real_name = real_name or name.title()
+        profile: dict[str, Any] = {"real_name": real_name, "display_name": name}
+        if not is_bot:
+            profile["email"] = email or f"{name}@example.com"
+        return {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": real_name,
+            "deleted": False,
+            "tz": tz,
+            "is_bot": is_bot,
+            "profile": profile,
+        }
+
+    # -- Web API methods (called with self.lock held) -------------------------------------
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://mailroom-local.slack.com/",
+            "team": "Mailroom Local",
+            "user": self._users[self.bot_user_id]["name"],
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _new_message(self, args: dict[str, Any], **extra: Any) -> PostedMessage:
+        channel = _require_channel(args)
+        text = args.get("text") or args.get("markdown_text") or ""
+        blocks = _blocks(args.get("blocks"))
+        if not text and not blocks and not args.get("attachments"):
+            raise SlackError("no_text")
+        thread_ts = _blank_to_none(args.get("thread_ts"))
+        message = PostedMessage(
+            channel=channel, ts=self._next_ts(), thread_ts=thread_ts, text=str(text), blocks=blocks, **extra
+        )
+        self._messages[(channel, message.ts)] = message
+        return message
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._new_message(args)
+        return {"channel": message.channel, "ts": message.ts, "message": self._message_json(message)}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        _require_channel(args)
+        user = args.get("user")
+        if not isinstance(user, str) or not _is_user_id(user):
+            raise SlackError("user_not_found")
+        message = self._new_message(args, user=user, ephemeral=True)
+        return {"message_ts": message.ts}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._find(args)
+        text = args.get("text", args.get("markdown_text"))
+        if not text and args.get("blocks") is None and not args.get("attachments"):
+            raise SlackError("no_text")
+        if text is not None:
+            message.text = str(text)
+        if args.get("blocks") is not None:  # absent keeps the old blocks; [] removes them
+            message.blocks = _blocks(args["blocks"])
+        message.edits += 1
+        return {
+            "channel": message.channel,
+            "ts": message.ts,
+            "text": message.text,
+            "message": self._message_json(message),
+        }
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._find(args)
+        del self._messages[(message.channel, message.ts)]
+        return {"channel": message.channel, "ts": message.ts}
+
+    def _chat_start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = _require_channel(args)
+        message = PostedMessage(
+            channel=channel,
+            ts=self._next_ts(),
+            thread_ts=_blank_to_none(args.get("thread_ts")),
+            streaming=True,
+        )
+        _append_stream_content(message, args)
+        self._messages[(channel, message.ts)] = message
+        return {"channel": channel, "ts": message.ts}
+
+    def _streaming_message(self, args: dict[str, Any]) -> PostedMessage:
+        message = self._find(args)
+        if not message.streaming:
+            raise SlackError("message_not_in_streaming_state")
+        return message
+
+    def _chat_append_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._streaming_message(args)
+        if not args.get("markdown_text") and not args.get("chunks"):
+            raise SlackError("invalid_arguments")
+        _append_stream_content(message, args)
+        return {"channel": message.channel, "ts": message.ts}
+
+    def _chat_stop_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._streaming_message(args)
+        _append_stream_content(message, args)
+        if args.get("blocks") is not None:  # rendered at the bottom of the final message
+            message.blocks = message.blocks + _blocks(args["blocks"])
+        message.streaming = False
+        return {"channel": message.channel, "ts": message.ts, "message": self._message_json(message)}
+
+    def _reaction_list(self, args: dict[str, Any]) -> tuple[list[str], str]:
+        channel = _require_channel(args)
+        ts = args.get("timestamp")
+        name = str(args.get("name") or "").strip(":")
+        if not ts:
+            raise SlackError("no_item_specified")
+        if not name:
+            raise SlackError("invalid_name")
+        message = self._messages.get((channel, str(ts)))
+        if message is not None:
+            return message.reactions, name
+        # Any other message (such as the user's own) is assumed to exist in Slack.
+        return self._foreign_reactions.setdefault((channel, str(ts)), []), name
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        reactions, name = self._reaction_list(args)
+        if name in reactions:
+            raise SlackError("already_reacted")
+        reactions.append(name)
+        return {}
+
+    def _reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        reactions, name = self._reaction_list(args)
+        if name not in reactions:
+            raise SlackError("no_reaction")
+        reactions.remove(name)
+        return {}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users_arg = args.get("users")
+        users = users_arg if isinstance(users_arg, list) else str(users_arg or "").split(",")
+        users = [u.strip() for u in users if u and u.strip()]
+        if not users:
+            if args.get("channel"):
+                return {"channel": {"id": str(args["channel"])}}
+            raise SlackError("users_list_not_supplied")
+        if any(not _is_user_id(u) for u in users):
+            raise SlackError("user_not_found")
+        others = sorted(set(users) - {self.bot_user_id})
+        if len(others) <= 1:
+            # Stable and predictable: the DM with U123 is D123.
+            user = others[0] if others else self.bot_user_id
+            channel_id = "D" + user[1:]
+        else:
+            digest = hashlib.sha1(",".join(others).encode(), usedforsecurity=False).hexdigest()[:10].upper()
+            channel_id = "G" + digest
+        already_open = channel_id in self._open_dms
+        self._open_dms.add(channel_id)
+        channel: dict[str, Any] = {"id": channel_id}
+        if _truthy(args.get("return_im")):
+            channel.update({"created": int(time.time()), "is_im": channel_id.startswith("D"), "is_open": True})
+            if channel_id.startswith("D"):
+                channel["user"] = others[0] if others else self.bot_user_id
+        body: dict[str, Any] = {"channel": channel}
+        if already_open:
+            body.update({"no_op": True, "already_open": True})
+        return body
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = args.get("user")
+        if not isinstance(user, str) or not _is_user_id(user):
+            raise SlackError("user_not_found")
+        return {"user": self._users.get(user) or self._user_object(user)}
+
+    def _assistant_threads_set_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel_id = args.get("channel_id")
+        if not channel_id:
+            raise SlackError("channel_not_found")
+        thread_ts = args.get("thread_ts")
+        if not thread_ts or "status" not in args:
+            raise SlackError("invalid_arguments")
+        self._statuses[(str(channel_id), str(thread_ts))] = str(args["status"])
+        return {}
+
+
+# -- module helpers ---------------------------------------------------------------------
+def _request_args(request: Request) -> dict[str, Any]:
+    """Query string plus body (JSON or form), with JSON-in-form fields decoded."""
+    args: dict[str, Any] = {k: v[0] for k, v in request.query.items() if v}
+    content_type = request.headers.get("content-type", "")
+    if "json" in content_type:
+        body = json.loads(request.body or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("JSON body must be an object")
+        args.update(body)
+    elif request.body and "multipart" not in content_type:
+        args.update(request.form())
+    for name in _JSON_ARGS & args.keys():
+        if isinstance(args[name], str) and args[name]:
+            # An undecodable value stays a string; _blocks then answers invalid_blocks_format.
+            with contextlib.suppress(ValueError):
+                args[name] = json.loads(args[name])
+    return args
+
+
+def _require_channel(args: dict[str, Any]) -> str:
+    channel = args.get("channel")
+    if not isinstance(channel, str) or not channel:
+        raise SlackError("channel_not_found")
+    return channel
+
+
+def _blocks(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        raise SlackError("invalid_blocks_format")
+    if not isinstance(value, list) or len(value) > _MAX_BLOCKS:
+        raise SlackError("invalid_blocks")
+    if any(not isinstance(b, dict) or not isinstance(b.get("type"), str) for b in value):
+        raise SlackError("invalid_blocks")
+    return value
+
+
+def _append_stream_content(message: PostedMessage, args: dict[str, Any]) -> None:
+    # The message text is the concatenation of every markdown_text and markdown_text chunk.
+    if args.get("markdown_text"):
+        message.text += str(args["markdown_text"])
+    chunks = args.get("chunks") or []
+    if not isinstance(chunks, list):
+        raise SlackError("invalid_chunks")
+    for chunk in chunks:
+        if not isinstance(chunk, dict):
+            raise SlackError("invalid_chunks")
+        if chunk.get("type") == "markdown_text":
+            message.text += str(chunk.get("text") or "")
+        elif chunk.get("type") == "blocks":
+            message.blocks = message.blocks + _blocks(chunk.get("blocks"))
+
+
+def _matches(message: PostedMessage, channel: str | None, thread_ts: str | None) -> bool:
+    return (channel is None or message.channel == channel) and (thread_ts is None or message.thread_ts == thread_ts)
+
+
+def _is_user_id(value: str) -> bool:
+    return len(value) > 1 and value[0] in "UW"
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in {"1", "true"}
+
+
+def _blank_to_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the Slack Web API emulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8401)
+    parser.add_argument("--token", default="xoxb-local-test-token")
+    parser.add_argument("--bot-user-id", default="U0MAILBOT")
+    parser.add_argument("--team-id", default="T0LOCAL")
+    options = parser.parse_args(argv)
+    emulator = SlackEmulator(options.token, options.bot_user_id, options.team_id, options.host, options.port)
+    emulator.start()
+    print(f"Slack emulator: SLACK_API_URL={emulator.api_url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The whole of Mailroom on one machine, with no accounts.
+
+Embedded AWS (moto's server) provisioned from template.yaml, emulators of Slack and
+Google on loopback, each function in its own warm process with exactly the
+environment the template gives it, an API Gateway-like front for the HTTP routes and
+an SQS poller for the worker. Used by `make demo`, `make dev` and the e2e tests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from infra.local.aws import EmbeddedAws, provision
+from infra.local.emulators.google import GoogleEmulator
+from infra.local.emulators.slack import SlackEmulator
+from infra.local.front import LocalFront
+from infra.local.functions import LocalFunction
+from infra.local.poller import QueuePoller
+from infra.local.slack_requests import LOCAL_BOT_USER_ID, LOCAL_SIGNING_SECRET, LOCAL_TEAM_ID
+from infra.local.template import Template
+
+SECRET_NAMES = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "OPENAI_API_KEY")
+
+
+@dataclass
+class StackOptions:
+    # Real values (from .env for `make dev`); a Slack or Google secret given here
+    # replaces that emulator, and its endpoint variable may point at the real service.
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    front_port: int = 0
+    retry_delay: int = 2
+    log_path: Path | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None):
+        self.options = options or StackOptions()
+        self.aws = EmbeddedAws()
+        self.template = Template.load(parameter_overrides={"Stage": "local", **self.options.parameters})
+        self.slack: SlackEmulator | None = None
+        self.google: GoogleEmulator | None = None
+        self.functions: dict[str, LocalFunction] = {}
+        self.front: LocalFront | None = None
+        self.poller: QueuePoller | None = None
+        self._log: IO[str] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        self.aws.start()
+        provision(self.template, self.aws)
+        secrets = dict(self.options.secrets)
+        endpoints = dict(self.options.endpoints)
+        if "SLACK_BOT_TOKEN" not in secrets:
+            self.slack = SlackEmulator(bot_user_id=LOCAL_BOT_USER_ID, team_id=LOCAL_TEAM_ID).start()  # type: ignore[assignment]
+            assert self.slack is not None
+            secrets.setdefault("SLACK_SIGNING_SECRET", LOCAL_SIGNING_SECRET)
+            secrets["SLACK_BOT_TOKEN"] = self.slack.bot_token
+            endpoints["SLACK_API_URL"] = self.slack.api_url
+        if "GOOGLE_CLIENT_ID" not in secrets:
+            self.google = GoogleEmulator().start()  # type: ignore[assignment]
+            assert self.google is not None
+            secrets["GOOGLE_CLIENT_ID"] = self.google.client_id
+            secrets["GOOGLE_CLIENT_SECRET"] = self.google.client_secret
+            endpoints |= {
+                "GOOGLE_AUTH_URI": self.google.auth_uri,
+                "GOOGLE_TOKEN_URI": self.google.token_uri,
+                "GOOGLE_REVOKE_URI": self.google.revoke_uri,
+                "GMAIL_API_URL": self.google.gmail_api_url,
+            }
+        secrets.setdefault("OPENAI_API_KEY", "local-openai-key")
+        self._store_secrets(secrets)
+
+        if self.options.log_path is not None:
+            self.options.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.options.log_path.open("a", buffering=1)
+        base_env = {
+            **self.aws.env,
+            **endpoints,
+            # No X-Ray daemon here; everything else runs as deployed.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        layers = self.template.layer_dirs()
+        for lid, spec in self.template.functions().items():
+            env = {name: str(self.template.resolve(value)) for name, value in spec.environment.items()}
+            self.functions[lid] = LocalFunction(spec, base_env | env, layers, self._log)
+
+        routes = {(r.method, r.path): self.functions[r.function] for r in self.template.http_routes()}
+        self.front = LocalFront(routes, port=self.options.front_port).start()
+        for source in self.template.queue_sources():
+            queue = self.template.physical[source.queue_logical_id]
+            self.poller = QueuePoller(
+                self.aws.client("sqs"),
+                queue["QueueUrl"],
+                queue["Arn"],
+                self.functions[source.function],
+                batch_size=source.batch_size,
+                retry_delay=self.options.retry_delay,
+            ).start()
+        return self
+
+    def stop(self) -> None:
+        if self.poller:
+            self.poller.stop()
+        if self.front:
+            self.front.stop()
+        for function in self.functions.values():
+            function.stop()
+        for emulator in (self.slack, self.google):
+            if emulator is not None:
+                emulator.stop()
+        self.aws.stop()
+        if self._log:
+            self._log.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers ---------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self.front is not None
+        return self.front.url
+
+    def physical(self, logical_id: str, attribute: str = "Ref") -> str:
+        return self.template.physical[logical_id][attribute]
+
+    def queue_depth(self, logical_id: str = "MessagesQueue") -> int:
+        attributes = self.aws.client("sqs").get_queue_attributes(
+            QueueUrl=self.physical(logical_id),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def wait_until_drained(self, timeout: float = 30.0) -> None:
+        """Block until the worker has finished (or dead-lettered) everything queued."""
+        deadline = time.monotonic() + timeout
+        while self.queue_depth() > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"queue not drained after {timeout} s: {self.queue_depth()} messages left")
+            time.sleep(0.1)
+
+    def scan(self, logical_id: str) -> list[dict[str, Any]]:
+        return list(self.aws.client("dynamodb").scan(TableName=self.physical(logical_id))["Items"])
+
+    def _store_secrets(self, values: Mapping[str, str]) -> None:
+        self.aws.client("secretsmanager").put_secret_value(
+            SecretId=self.physical("AppSecret"),
+            SecretString=json.dumps({name: values.get(name, "") for name in SECRET_NAMES}),
+        )

@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented on real services (boto3, slack-sdk)."""

@@ -1,0 +1,71 @@
+"""`Chat` on Slack's Web API through slack-sdk's WebClient, with its retry handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from mailroom.errors import TransientError
+
+_TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+def make_web_client(token: str, base_url: str) -> WebClient:
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+class SlackChat:
+    def __init__(self, client: WebClient):
+        self._client = client
+
+    def post(
+        self, channel: str, text: str, *, thread_ts: str | None = None, blocks: list[dict[str, Any]] | None = None
+    ) -> str:
+        response = self._call("chat_postMessage", channel=channel, text=text, thread_ts=thread_ts, blocks=blocks)
+        return str(response["ts"])
+
+    def post_ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self._call("chat_postEphemeral", channel=channel, user=user, text=text, thread_ts=thread_ts, blocks=blocks)
+
+    def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
+        self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        args = {k: v for k, v in kwargs.items() if v is not None}
+        try:
+            return getattr(self._client, method)(**args)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            if status >= 500 or status == 429 or exc.response.get("error") in _TRANSIENT_ERRORS:
+                raise TransientError(f"Slack {method} failed: {exc.response.get('error') or status}") from exc
+            raise
+        except SlackClientError as exc:
+            raise TransientError(f"Slack {method} unreachable: {type(exc).__name__}") from exc
+        except OSError as exc:  # connection refused/reset after the retry handlers gave up
+            raise TransientError(f"Slack {method} unreachable: {type(exc).__name__}") from exc

@@ -1,0 +1,78 @@
+"""One settings model per function, read from the environment once and validated.
+
+Names are the configuration contract of DESIGN.md: the template sets the table, queue
+and key variables; the endpoint variables point the clients at emulators or at the
+real services; a secret set in the environment overrides the Secrets Manager value.
+Domain code receives these objects and never reads `os.environ` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+
+class EnvironmentModel(BaseModel):
+    """A pydantic model whose fields are read from environment variables of the same
+    name in upper case. (Plain pydantic rather than pydantic-settings: the ingress's
+    cold start is measured, and this is all we need of it.)"""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Self:
+        environ = os.environ if environ is None else environ
+        values = {name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ}
+        return cls.model_validate(values)
+
+
+class CommonSettings(EnvironmentModel):
+    mailroom_stage: str = "dev"
+    secret_arn: str | None = None
+    # Per-secret overrides (local runs and tests); otherwise read from SECRET_ARN.
+    slack_signing_secret: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    google_client_id: SecretStr | None = None
+    google_client_secret: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    secrets_max_age_seconds: int = 300
+
+    slack_api_url: str = "https://slack.com/api/"
+    # The public https origin of the API, when it is not the one requests arrive on
+    # (a custom domain behind a proxy). Normally derived from the request itself.
+    public_base_url: str | None = None
+
+
+class IngressSettings(CommonSettings):
+    queue_url: str
+    # Slack's payloads are a few KB; anything near this is not from Slack.
+    max_body_bytes: int = 512 * 1024
+
+
+class WorkerSettings(CommonSettings):
+    tokens_table: str
+    oauth_state_table: str
+    idempotency_table: str
+    checkpoints_table: str
+    tokens_key_arn: str
+    openai_model: str = "gpt-4o-mini"
+    queue_max_receive_count: int = 4
+    # Slack retries an event for minutes; a day covers any late redelivery too.
+    idempotency_ttl_seconds: int = 24 * 3600
+
+    google_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
+    google_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
+    google_revoke_uri: str = "https://oauth2.googleapis.com/revoke"
+    gmail_api_url: str = "https://gmail.googleapis.com/"
+
+
+class CallbackSettings(CommonSettings):
+    tokens_table: str
+    oauth_state_table: str
+    tokens_key_arn: str
+
+    google_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
+    gmail_api_url: str = "https://gmail.googleapis.com/"

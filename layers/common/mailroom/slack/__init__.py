@@ -1,0 +1,1 @@
+"""Slack-facing domain code: request verification and payload parsing."""

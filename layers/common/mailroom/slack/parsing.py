@@ -1,0 +1,136 @@
+"""Turn Slack's Events API and interactivity payloads into `Command`s.
+
+Anything the bot does not act on (its own or other bots' messages, edits, deletions,
+unknown events) parses to `None`: Slack gets a 200 and nothing is queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from mailroom.commands import Command, parse_command_text, strip_mentions
+
+
+class MalformedPayload(ValueError):
+    """The body is not a Slack payload we can read (answered with 400)."""
+
+
+# Block Kit action ids the worker acts on; other presses (such as the link button of
+# "Connect Gmail", which Slack also reports) need nothing more than the ack.
+WORKER_ACTIONS = frozenset({"approve_send", "cancel_send"})
+
+# Message subtypes that are still a person writing to the bot.
+_USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+
+def load_event_body(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedPayload("body is not JSON") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise MalformedPayload("not a Slack Events API payload")
+    return payload
+
+
+def parse_event_callback(payload: dict[str, Any], public_base_url: str | None, retry_num: int = 0) -> Command | None:
+    event = payload.get("event")
+    event_id = payload.get("event_id")
+    team_id = payload.get("team_id")
+    if not isinstance(event, dict) or not isinstance(event_id, str) or not isinstance(team_id, str):
+        raise MalformedPayload("event_callback without event, event_id or team_id")
+
+    event_type = event.get("type")
+    if event_type not in ("message", "app_mention"):
+        return None
+    if event.get("bot_id") or event.get("subtype") not in _USER_SUBTYPES:
+        return None  # bots (ourselves included), edits, deletions, joins...
+    user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
+    if not isinstance(user, str) or not isinstance(channel, str) or not isinstance(ts, str):
+        return None
+    if user in _bot_user_ids(payload):
+        return None
+    text = event.get("text")
+    text = text if isinstance(text, str) else ""
+
+    thread_ts = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
+    if event_type == "message":
+        if event.get("channel_type") != "im":
+            return None  # channels reach us as app_mention, never as plain messages
+        channel_type = "im"
+    else:
+        channel_type = "channel"
+        text = strip_mentions(text)
+        thread_ts = thread_ts or ts  # answer a channel mention in a thread under it
+
+    name, command_text = parse_command_text(text)
+    return Command(
+        kind="message",
+        name=name,
+        text=command_text,
+        team_id=team_id,
+        user_id=user,
+        channel_id=channel,
+        channel_type=channel_type,
+        message_ts=ts,
+        thread_ts=thread_ts,
+        event_id=event_id,
+        public_base_url=public_base_url,
+        retry_num=retry_num,
+    )
+
+
+def _bot_user_ids(payload: dict[str, Any]) -> set[str]:
+    authorizations = payload.get("authorizations")
+    if not isinstance(authorizations, list):
+        return set()
+    return {a["user_id"] for a in authorizations if isinstance(a, dict) and a.get("is_bot") and "user_id" in a}
+
+
+def parse_interaction(body: bytes, public_base_url: str | None) -> Command | None:
+    """Parse a form-encoded interactivity request (`payload=<json>`)."""
+    try:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        payload = json.loads(form["payload"][0])
+    except (UnicodeDecodeError, ValueError, KeyError) as exc:
+        raise MalformedPayload("interactivity body without a JSON payload field") from exc
+    if not isinstance(payload, dict):
+        raise MalformedPayload("interactivity payload is not an object")
+    if payload.get("type") != "block_actions":
+        return None
+    try:
+        action = payload["actions"][0]
+        user_id = payload["user"]["id"]
+        team_id = (payload.get("team") or {}).get("id") or payload["user"]["team_id"]
+        container = payload.get("container") or {}
+        channel_id = container.get("channel_id") or payload["channel"]["id"]
+        action_id = action["action_id"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise MalformedPayload("block_actions payload without action, user or channel") from exc
+    if action_id not in WORKER_ACTIONS:
+        return None
+    message = payload.get("message") or {}
+    message_ts = container.get("message_ts") or message.get("ts")
+    # A press belongs to the conversation its message lives in.
+    thread_ts = container.get("thread_ts") or message.get("thread_ts")
+    value = action.get("value")
+    # Slack does not retry interactions, but a user may press twice: each press is its
+    # own event, keyed by what was pressed and when.
+    press = f"{team_id}:{user_id}:{channel_id}:{message_ts}:{action_id}:{action.get('action_ts')}"
+    return Command(
+        kind="action",
+        name=action_id,
+        team_id=team_id,
+        user_id=user_id,
+        channel_id=channel_id,
+        channel_type="im" if channel_id.startswith("D") else "channel",
+        message_ts=message_ts,
+        thread_ts=thread_ts,
+        event_id="act-" + hashlib.sha256(press.encode()).hexdigest()[:40],
+        action_value=value if isinstance(value, str) else None,
+        response_url=payload.get("response_url"),
+        public_base_url=public_base_url,
+    )

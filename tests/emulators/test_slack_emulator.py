@@ -1,0 +1,295 @@
+"""The Slack emulator, driven through the real slack_sdk.WebClient."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+
+from infra.local.emulators.slack import PostedMessage, SlackEmulator
+
+TOKEN = "xoxb-local-test-token"
+DM = "D0ALICE"
+USER = "U0ALICE"
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    emulator = SlackEmulator(bot_token=TOKEN)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def client(slack: SlackEmulator) -> WebClient:
+    return WebClient(token=TOKEN, base_url=slack.api_url)
+
+
+def _http(slack: SlackEmulator, method: str, path: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(slack.url + path, data=data, method=method, headers=headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - the local emulator
+        return json.loads(response.read())
+
+
+def test_auth_test_names_the_bot(slack: SlackEmulator, client: WebClient) -> None:
+    response = client.auth_test()
+    assert response["user_id"] == "U0MAILBOT"
+    assert response["team_id"] == "T0LOCAL"
+    assert response["bot_id"] == "B0MAILBOT"
+    assert response["url"].startswith("https://")
+
+
+def test_post_message_and_read_it_back(slack: SlackEmulator, client: WebClient) -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
+    first = client.chat_postMessage(channel=DM, text="hello", blocks=blocks)
+    second = client.chat_postMessage(channel=DM, text="again")
+
+    assert first["ok"] and first["channel"] == DM
+    assert first["message"]["text"] == "hello" and first["message"]["user"] == "U0MAILBOT"
+    assert first["message"]["blocks"] == blocks
+    assert float(second["ts"]) > float(first["ts"])  # unique and increasing
+    assert [m.text for m in slack.messages(channel=DM)] == ["hello", "again"]
+    stored = slack.messages(channel=DM)[0]
+    assert stored == PostedMessage(channel=DM, ts=first["ts"], text="hello", blocks=blocks)
+    # The call log keeps the decoded arguments, blocks as a list.
+    call = slack.calls("chat.postMessage")[0]
+    assert call["args"]["blocks"] == blocks and call["ok"] is True and call["error"] is None
+
+
+def test_post_message_errors(slack: SlackEmulator, client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as missing_text:
+        client.api_call("chat.postMessage", json={"channel": DM, "text": ""})
+    assert missing_text.value.response["error"] == "no_text"
+    with pytest.raises(SlackApiError) as missing_channel:
+        client.api_call("chat.postMessage", json={"text": "hi"})
+    assert missing_channel.value.response["error"] == "channel_not_found"
+    broken = urllib.request.Request(  # noqa: S310 - the local emulator
+        slack.api_url + "chat.postMessage",
+        data=b"{not json",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(broken, timeout=5) as response:  # noqa: S310
+        assert json.loads(response.read()) == {"ok": False, "error": "invalid_json"}
+    with pytest.raises(SlackApiError) as unknown:
+        client.api_call("chat.teleport", params={"channel": DM})
+    assert unknown.value.response["error"] == "unknown_method"
+
+
+def test_thread_replies_are_filtered_by_thread(slack: SlackEmulator, client: WebClient) -> None:
+    parent_ts = "1732450000.000100"  # the user's message, which the bot did not post
+    client.chat_postMessage(channel=DM, text="top level")
+    reply = client.chat_postMessage(channel=DM, text="in thread", thread_ts=parent_ts)
+
+    assert reply["message"]["thread_ts"] == parent_ts
+    in_thread = slack.messages(channel=DM, thread_ts=parent_ts)
+    assert [m.text for m in in_thread] == ["in thread"]
+    assert [m.thread_ts for m in slack.messages(channel=DM)] == [None, parent_ts]
+
+
+def test_update_and_delete(slack: SlackEmulator, client: WebClient) -> None:
+    blocks = [{"type": "actions", "elements": []}]
+    posted = client.chat_postMessage(channel=DM, text="Send this?", blocks=blocks)
+    updated = client.chat_update(channel=DM, ts=posted["ts"], text="Sent.", blocks=[])
+
+    assert updated["text"] == "Sent."
+    [message] = slack.messages(channel=DM)
+    assert (message.text, message.blocks, message.edits) == ("Sent.", [], 1)
+
+    client.chat_delete(channel=DM, ts=posted["ts"])
+    assert slack.messages(channel=DM) == []
+    with pytest.raises(SlackApiError) as gone:
+        client.chat_update(channel=DM, ts=posted["ts"], text="again")
+    assert gone.value.response["error"] == "message_not_found"
+
+
+def test_ephemeral_message(slack: SlackEmulator, client: WebClient) -> None:
+    response = client.chat_postEphemeral(channel="C0GENERAL", user=USER, text="Let's talk in DM")
+    [message] = slack.messages(channel="C0GENERAL")
+    assert message.ts == response["message_ts"]
+    assert message.ephemeral and message.user == USER
+    with pytest.raises(SlackApiError) as no_user:
+        client.api_call("chat.postEphemeral", json={"channel": "C0GENERAL", "text": "x"})
+    assert no_user.value.response["error"] == "user_not_found"
+
+
+def test_reactions(slack: SlackEmulator, client: WebClient) -> None:
+    posted = client.chat_postMessage(channel=DM, text="hi")
+    client.reactions_add(channel=DM, timestamp=posted["ts"], name="eyes")
+    with pytest.raises(SlackApiError) as twice:
+        client.reactions_add(channel=DM, timestamp=posted["ts"], name="eyes")
+    assert twice.value.response["error"] == "already_reacted"
+    assert slack.messages(channel=DM)[0].reactions == ["eyes"]
+    client.reactions_remove(channel=DM, timestamp=posted["ts"], name="eyes")
+    assert slack.messages(channel=DM)[0].reactions == []
+    # A reaction on the user's own message (not posted by the bot) is kept too.
+    client.reactions_add(channel=DM, timestamp="1732450000.000100", name="white_check_mark")
+    assert slack.reactions(DM, "1732450000.000100") == ["white_check_mark"]
+
+
+def test_conversations_open_and_users_info(slack: SlackEmulator, client: WebClient) -> None:
+    first = client.conversations_open(users=USER)
+    second = client.conversations_open(users=[USER])
+    assert first["channel"]["id"].startswith("D")
+    assert second["channel"]["id"] == first["channel"]["id"]
+    assert second["already_open"] is True
+    assert client.conversations_open(users="U0BOB")["channel"]["id"] != first["channel"]["id"]
+
+    slack.add_user(USER, name="alice", real_name="Alice Example", email="alice@example.org")
+    info = client.users_info(user=USER)
+    assert info["user"]["profile"]["email"] == "alice@example.org"
+    assert client.users_info(user="U0OTHER")["user"]["id"] == "U0OTHER"
+    with pytest.raises(SlackApiError) as bad:
+        client.users_info(user="nobody")
+    assert bad.value.response["error"] == "user_not_found"
+
+
+def test_assistant_thread_status(slack: SlackEmulator, client: WebClient) -> None:
+    client.assistant_threads_setStatus(channel_id=DM, thread_ts="1732450000.000100", status="is thinking...")
+    assert slack.thread_status(DM, "1732450000.000100") == "is thinking..."
+    assert slack.calls("assistant.threads.setStatus")[0]["args"]["status"] == "is thinking..."
+
+
+@pytest.mark.parametrize(
+    ("token", "error"),
+    [("xoxb-wrong", "invalid_auth"), (None, "not_authed")],
+)
+def test_token_is_checked(slack: SlackEmulator, token: str | None, error: str) -> None:
+    client = WebClient(token=token, base_url=slack.api_url)
+    with pytest.raises(SlackApiError) as failure:
+        client.chat_postMessage(channel=DM, text="hi")
+    assert failure.value.response["error"] == error
+    assert slack.messages() == []
+    assert slack.calls()[0]["error"] == error
+
+
+def test_rate_limit_is_retried_by_slack_sdk(slack: SlackEmulator) -> None:
+    client = WebClient(token=TOKEN, base_url=slack.api_url, retry_handlers=[RateLimitErrorRetryHandler()])
+    slack.fail_next("chat.postMessage", retry_after=0)
+
+    response = client.chat_postMessage(channel=DM, text="after the limit")
+
+    assert response["ok"]
+    calls = slack.calls("chat.postMessage")
+    assert [(c["ok"], c["error"]) for c in calls] == [(False, "ratelimited"), (True, None)]
+    assert [m.text for m in slack.messages()] == ["after the limit"]
+
+
+def test_rate_limit_without_retry_handler_surfaces_retry_after(slack: SlackEmulator, client: WebClient) -> None:
+    slack.fail_next("chat.postMessage", retry_after=7)
+    with pytest.raises(SlackApiError) as limited:
+        client.chat_postMessage(channel=DM, text="x")
+    assert limited.value.response.status_code == 429
+    assert limited.value.response.headers["Retry-After"] == "7"
+
+
+def test_server_error_is_retried_by_slack_sdk(slack: SlackEmulator) -> None:
+    handler = ServerErrorRetryHandler(interval_calculator=FixedValueRetryIntervalCalculator(0.01))
+    client = WebClient(token=TOKEN, base_url=slack.api_url, retry_handlers=[handler])
+    slack.fail_next("chat.update", status=503)
+    posted = client.chat_postMessage(channel=DM, text="v1")
+
+    client.chat_update(channel=DM, ts=posted["ts"], text="v2")
+
+    assert [c["ok"] for c in slack.calls("chat.update")] == [False, True]
+    assert slack.messages()[0].text == "v2"
+
+
+def test_injected_api_error_and_times(slack: SlackEmulator, client: WebClient) -> None:
+    slack.fail_next("reactions.add", error="ratelimited", times=2)
+    for _ in range(2):
+        with pytest.raises(SlackApiError) as failure:
+            client.reactions_add(channel=DM, timestamp="1.000001", name="eyes")
+        assert failure.value.response.status_code == 200
+        assert failure.value.response["error"] == "ratelimited"
+    assert client.reactions_add(channel=DM, timestamp="1.000001", name="eyes")["ok"]
+
+
+def test_streaming_methods_concatenate_text(slack: SlackEmulator, client: WebClient) -> None:
+    thread_ts = "1732450000.000100"
+    started = client.chat_startStream(channel=DM, thread_ts=thread_ts, markdown_text="Hello, ")
+    assert slack.messages()[0].streaming
+    client.chat_appendStream(channel=DM, ts=started["ts"], markdown_text="wor")
+    client.chat_appendStream(channel=DM, ts=started["ts"], markdown_text="ld")
+    stopped = client.chat_stopStream(channel=DM, ts=started["ts"], markdown_text="!")
+
+    assert stopped["message"]["text"] == "Hello, world!"
+    [message] = slack.messages(channel=DM, thread_ts=thread_ts)
+    assert (message.text, message.ts, message.streaming) == ("Hello, world!", started["ts"], False)
+    with pytest.raises(SlackApiError) as closed:
+        client.chat_appendStream(channel=DM, ts=started["ts"], markdown_text="late")
+    assert closed.value.response["error"] == "message_not_in_streaming_state"
+
+
+def test_chat_stream_helper(slack: SlackEmulator, client: WebClient) -> None:
+    # slack_sdk's ChatStream buffers text and sends it as markdown_text chunks.
+    streamer = client.chat_stream(
+        channel=DM,
+        thread_ts="1732450000.000100",
+        recipient_team_id="T0LOCAL",
+        recipient_user_id=USER,
+        buffer_size=4,
+    )
+    for piece in ["Three ", "unread ", "emails", "."]:
+        streamer.append(markdown_text=piece)
+    streamer.stop()
+
+    [message] = slack.messages(channel=DM)
+    assert message.text == "Three unread emails."
+    assert not message.streaming
+    methods = [c["method"] for c in slack.calls()]
+    assert methods[0] == "chat.startStream" and methods[-1] == "chat.stopStream"
+
+
+def test_wait_for_messages(slack: SlackEmulator, client: WebClient) -> None:
+    threading.Timer(0.1, lambda: client.chat_postMessage(channel=DM, text="late")).start()
+    assert [m.text for m in slack.wait_for_messages(1, channel=DM, timeout=3)] == ["late"]
+
+    started = time.monotonic()
+    with pytest.raises(AssertionError, match="expected at least 2"):
+        slack.wait_for_messages(2, channel=DM, timeout=0.2)
+    assert time.monotonic() - started < 2
+
+
+def test_emulator_http_endpoints(slack: SlackEmulator, client: WebClient) -> None:
+    posted = client.chat_postMessage(channel=DM, text="hi", thread_ts="1.000001")
+    client.chat_postMessage(channel="D0BOB", text="other")
+
+    messages = _http(slack, "GET", f"_emulator/messages?channel={DM}&thread_ts=1.000001")["messages"]
+    assert [(m["text"], m["ts"]) for m in messages] == [("hi", posted["ts"])]
+    calls = _http(slack, "GET", "_emulator/calls?method=chat.postMessage")["calls"]
+    assert [c["args"]["channel"] for c in calls] == [DM, "D0BOB"]
+
+    assert _http(slack, "POST", "_emulator/faults", {"method": "auth.test", "error": "account_inactive"})["ok"]
+    with pytest.raises(SlackApiError) as injected:
+        client.auth_test()
+    assert injected.value.response["error"] == "account_inactive"
+
+    assert _http(slack, "POST", "_emulator/reset", {})["ok"]
+    assert slack.messages() == [] and slack.calls() == []
+    assert _http(slack, "GET", "_emulator/messages")["messages"] == []
+
+
+def test_form_encoded_requests_decode_json_fields(slack: SlackEmulator, client: WebClient) -> None:
+    # Slack also accepts blocks as a JSON string in a form body, and the token as a form field.
+    blocks = [{"type": "divider"}]
+    client.api_call("chat.postMessage", params={"channel": DM, "text": "t", "blocks": json.dumps(blocks)})
+    assert slack.messages()[0].blocks == blocks
+    form = urllib.parse.urlencode({"token": TOKEN}).encode()
+    with urllib.request.urlopen(slack.api_url + "auth.test", data=form, timeout=5) as response:  # noqa: S310
+        assert json.loads(response.read())["ok"] is True
+    assert "token" not in slack.calls("auth.test")[0]["args"]

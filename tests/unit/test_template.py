@@ -1,0 +1,83 @@
+"""template.yaml is the single truth of what each function needs: check it says enough."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.local.template import Template
+from mailroom.settings import CallbackSettings, EnvironmentModel, IngressSettings, WorkerSettings
+
+TEMPLATE = Template.load()
+SETTINGS: dict[str, type[EnvironmentModel]] = {
+    "IngressFunction": IngressSettings,
+    "WorkerFunction": WorkerSettings,
+    "OAuthCallbackFunction": CallbackSettings,
+}
+
+
+def placeholder_environment(logical_id: str) -> dict[str, str]:
+    """The function's variables, with every intrinsic replaced by a stand-in value."""
+    env = TEMPLATE.functions()[logical_id].environment
+    return {name: value if isinstance(value, str) else f"<{name}>" for name, value in env.items()}
+
+
+@pytest.mark.parametrize(("logical_id", "model"), SETTINGS.items())
+def test_each_function_gets_every_setting_it_requires(logical_id, model):
+    required = {name.upper() for name, field in model.model_fields.items() if field.is_required()}
+    missing = required - placeholder_environment(logical_id).keys()
+    assert not missing, f"{logical_id} needs {missing} in template.yaml"
+
+
+def test_every_function_has_a_handler_file_and_a_log_group_with_retention():
+    resources = TEMPLATE.resources
+    for logical_id, spec in TEMPLATE.functions().items():
+        module = spec.handler.split(".")[0]
+        assert (spec.code_dir / f"{module}.py").is_file(), logical_id
+        log_group = resources[logical_id]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert "RetentionInDays" in resources[log_group]["Properties"]
+
+
+def test_the_queue_hides_a_message_for_at_least_six_worker_timeouts():
+    worker_timeout = TEMPLATE.functions()["WorkerFunction"].timeout
+    queue = TEMPLATE.resources["MessagesQueue"]["Properties"]
+    assert queue["FifoQueue"] is True and queue["ContentBasedDeduplication"] is False
+    assert queue["VisibilityTimeout"] >= 6 * worker_timeout
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["MessagesDeadLetterQueue", "Arn"]}
+
+
+def test_the_worker_reports_partial_batch_failures():
+    [source] = [
+        e["Properties"]
+        for e in TEMPLATE.resources["WorkerFunction"]["Properties"]["Events"].values()
+        if e["Type"] == "SQS"
+    ]
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "MaximumConcurrency" in source["ScalingConfig"]
+
+
+def test_policies_name_their_resources_and_grant_no_wildcard_actions():
+    for logical_id in TEMPLATE.functions():
+        for policy in TEMPLATE.resources[logical_id]["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all("*" not in action for action in actions), (logical_id, actions)
+                assert statement["Resource"] != "*", logical_id
+
+
+def test_tables_that_hold_expiring_records_have_ttl():
+    expected = {"OAuthStateTable": "expires_at", "IdempotencyTable": "expiration", "CheckpointsTable": "ttl"}
+    for logical_id, attribute in expected.items():
+        spec = TEMPLATE.resources[logical_id]["Properties"]["TimeToLiveSpecification"]
+        assert spec == {"AttributeName": attribute, "Enabled": True}
+
+
+def test_the_outputs_give_the_urls_to_paste_into_slack_and_google():
+    outputs = TEMPLATE.body["Outputs"]
+    for name, path in [
+        ("SlackEventsUrl", "/slack/events"),
+        ("SlackInteractionsUrl", "/slack/interactions"),
+        ("GoogleRedirectUri", "/auth/callback"),
+    ]:
+        assert outputs[name]["Value"]["Fn::Sub"].endswith(path)
+    routes = {(r.method, r.path) for r in TEMPLATE.http_routes()}
+    assert routes == {("POST", "/slack/events"), ("POST", "/slack/interactions"), ("GET", "/auth/callback")}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from infra.local.aws import EmbeddedAws, aws_environment, provision
+from infra.local.emulators.google import GoogleEmulator
 from infra.local.emulators.slack import SlackEmulator
 from infra.local.lambda_child import LocalLambdaContext
 from infra.local.slack_requests import LOCAL_BOT_USER_ID, LOCAL_SIGNING_SECRET, LOCAL_TEAM_ID
@@ -64,6 +65,14 @@ def deployment(embedded_aws: EmbeddedAws) -> Deployment:
 @pytest.fixture
 def slack() -> Iterator[SlackEmulator]:
     emulator = SlackEmulator(bot_user_id=LOCAL_BOT_USER_ID, team_id=LOCAL_TEAM_ID)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleEmulator]:
+    emulator = GoogleEmulator()
     emulator.start()
     yield emulator
     emulator.stop()

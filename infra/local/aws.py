@@ -46,6 +46,14 @@ class EmbeddedAws:
         self.endpoint_url = f"http://{host}:{port}"
         return self
 
+    def reset(self) -> None:
+        """Forget every resource. moto keeps its state per process, shared by all its
+        servers in it, so a stack that starts clean must say so."""
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 (our own loopback server)
+
     def stop(self) -> None:
         self._server.stop()
 

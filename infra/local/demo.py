@@ -7,9 +7,12 @@ to emulators of Slack and Google over HTTP through their real client libraries.
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 import time
+import urllib.request
+from html import unescape
 from pathlib import Path
 
 from infra.local.emulators.slack import PostedMessage, SlackEmulator
@@ -25,6 +28,8 @@ def say(text: str) -> None:
 
 def show_reply(message: PostedMessage) -> None:
     where = f"thread {message.thread_ts}" if message.thread_ts else "DM"
+    if message.ephemeral:
+        where += ", only ada sees this"
     say(f"  bot ({where}):")
     for line in message.text.splitlines() or [""]:
         say(textwrap.indent(textwrap.fill(line, 88) if line else "", "    │ "))
@@ -43,6 +48,24 @@ def user_says(stack: LocalStack, slack: SlackEmulator, text: str, expect: int = 
     return replies
 
 
+def button_url(message: PostedMessage) -> str:
+    for block in message.blocks:
+        for element in block.get("elements", []):
+            if element.get("url"):
+                return str(element["url"])
+    raise SystemExit("the bot's message has no link button")
+
+
+def open_in_browser(stack: LocalStack, url: str) -> str:
+    """Do what the user's browser does: consent at Google, follow the redirect back."""
+    assert stack.google is not None
+    callback = stack.google.consent(url)
+    with urllib.request.urlopen(callback, timeout=30) as response:  # noqa: S310 (the local front)
+        html = response.read().decode()
+    title = re.search(r"<h1>(.*?)</h1>", html, re.S)
+    return unescape(title.group(1)) if title else html[:80]
+
+
 def main() -> int:
     say("Starting Mailroom locally: moto server + Slack and Google emulators + 3 function processes")
     started = time.perf_counter()
@@ -54,6 +77,17 @@ def main() -> int:
         say(f"  ready in {time.perf_counter() - started:.1f} s; function logs in {LOG_PATH}")
 
         user_says(stack, stack.slack, "hello")
+        user_says(stack, stack.slack, "status")
+        [prompt] = user_says(stack, stack.slack, "auth")
+        say("\n  ada presses Connect Gmail and allows access on Google's (emulated) consent page")
+        before = len(stack.slack.messages(channel=LOCAL_DM_CHANNEL))
+        page = open_in_browser(stack, button_url(prompt))
+        say(f"  browser: {page}")
+        for reply in stack.slack.wait_for_messages(before + 1, channel=LOCAL_DM_CHANNEL, timeout=30)[before:]:
+            show_reply(reply)
+        user_says(stack, stack.slack, "status")
+        user_says(stack, stack.slack, "revoke")
+        user_says(stack, stack.slack, "status")
 
         stack.wait_until_drained()
         say("\nDone: each message went Slack -> ingress -> SQS FIFO -> worker -> Slack.")

@@ -54,6 +54,7 @@ class LocalStack:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> LocalStack:
         self.aws.start()
+        self.aws.reset()
         provision(self.template, self.aws)
         secrets = dict(self.options.secrets)
         endpoints = dict(self.options.endpoints)

@@ -5,7 +5,7 @@ import pytest
 from infra.local.stack import LocalStack, StackOptions
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     log = tmp_path_factory.mktemp("stack") / "functions.log"
     with LocalStack(StackOptions(log_path=log, retry_delay=1)) as running:

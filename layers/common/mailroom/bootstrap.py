@@ -1,20 +1,41 @@
 """Composition roots: build each function's object graph from its settings.
 
 Handlers call these once per execution environment (lazily, on the first request) and
-reuse the result while warm. Tests call them too, or build the objects themselves
-with other adapters.
+reuse the result while warm. Heavy libraries (Google's clients, the Encryption SDK)
+are imported only when a command that needs them first runs, so `hello` stays light.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from mailroom.secrets import SecretStore
-from mailroom.settings import IngressSettings, WorkerSettings
+from mailroom.settings import CallbackSettings, CommonSettings, IngressSettings, WorkerSettings
 
 if TYPE_CHECKING:
+    from mailroom.adapters.google_oauth import GoogleOAuth
+    from mailroom.adapters.slack_chat import SlackChat
+    from mailroom.commands import Command
+    from mailroom.gmail_link import GmailLinkCommands
     from mailroom.ingress import Ingress
+    from mailroom.oauth_callback import OAuthCallback
     from mailroom.worker import Worker
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """Build a value on first use and keep it (for the life of a warm Lambda)."""
+
+    def __init__(self, factory: Callable[[], T]):
+        self._factory = factory
+        self._value: T | None = None
+
+    def __call__(self) -> T:
+        if self._value is None:
+            self._value = self._factory()
+        return self._value
 
 
 def build_ingress(settings: IngressSettings | None = None) -> Ingress:
@@ -25,19 +46,79 @@ def build_ingress(settings: IngressSettings | None = None) -> Ingress:
     return Ingress(settings, SecretStore(settings), SqsQueue(settings.queue_url))
 
 
+def _slack_chat(settings: CommonSettings, secrets: SecretStore) -> SlackChat:
+    from mailroom.adapters.slack_chat import SlackChat, make_web_client
+
+    return SlackChat(make_web_client(secrets.get("SLACK_BOT_TOKEN"), settings.slack_api_url))
+
+
+def _google_oauth(settings: WorkerSettings | CallbackSettings, secrets: SecretStore) -> GoogleOAuth:
+    from mailroom.adapters.google_oauth import GoogleOAuth, GoogleOAuthClient
+
+    client = GoogleOAuthClient(
+        client_id=secrets.get("GOOGLE_CLIENT_ID"),
+        client_secret=secrets.get("GOOGLE_CLIENT_SECRET"),
+        auth_uri=settings.google_auth_uri,
+        token_uri=settings.google_token_uri,
+        revoke_uri=settings.google_revoke_uri,
+    )
+    return GoogleOAuth(client, settings.gmail_api_url)
+
+
 def build_worker(settings: WorkerSettings | None = None) -> Worker:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from mailroom.adapters.slack_chat import SlackChat, make_web_client
     from mailroom.worker import CommandRouter, Worker
 
-    settings = settings or WorkerSettings.from_environment()
-    secrets = SecretStore(settings)
-    chat = SlackChat(make_web_client(secrets.get("SLACK_BOT_TOKEN"), settings.slack_api_url))
+    resolved = settings or WorkerSettings.from_environment()
+    secrets = SecretStore(resolved)
+    chat = _slack_chat(resolved, secrets)
+
+    def gmail_link() -> GmailLinkCommands:
+        from mailroom.gmail_link import GmailLinkCommands
+        from mailroom.oauth_state import OAuthStateStore
+        from mailroom.vault import TokenVault
+
+        return GmailLinkCommands(
+            chat=chat,
+            links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
+            states=OAuthStateStore(resolved.oauth_state_table),
+            oauth=_google_oauth(resolved, secrets),
+        )
+
+    link = Lazy(gmail_link)
+
+    def chat_with_agent(command: Command) -> None:
+        from mailroom import replies
+
+        if link().require_link(command) is not None:
+            chat.post(command.channel_id, replies.not_ready("chat"), thread_ts=command.thread_ts)
+
+    handlers = {
+        "auth": lambda command: link().auth(command),
+        "status": lambda command: link().status(command),
+        "revoke": lambda command: link().revoke(command),
+        "chat": chat_with_agent,
+    }
     return Worker(
         chat,
-        CommandRouter(chat),
-        DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
-        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
-        max_receive_count=settings.queue_max_receive_count,
+        CommandRouter(chat, handlers),
+        DynamoDBPersistenceLayer(table_name=resolved.idempotency_table),
+        idempotency_ttl_seconds=resolved.idempotency_ttl_seconds,
+        max_receive_count=resolved.queue_max_receive_count,
+    )
+
+
+def build_oauth_callback(settings: CallbackSettings | None = None) -> OAuthCallback:
+    from mailroom.oauth_callback import OAuthCallback
+    from mailroom.oauth_state import OAuthStateStore
+    from mailroom.vault import TokenVault
+
+    resolved = settings or CallbackSettings.from_environment()
+    secrets = SecretStore(resolved)
+    return OAuthCallback(
+        states=OAuthStateStore(resolved.oauth_state_table),
+        oauth=_google_oauth(resolved, secrets),
+        links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
+        chat=_slack_chat(resolved, secrets),
     )

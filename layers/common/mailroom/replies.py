@@ -56,3 +56,84 @@ def busy(reference: str) -> str:
         "Sorry, a service I depend on is not answering right now, so I could not finish that. "
         f"Please try again in a few minutes. Reference: `{reference}`"
     )
+
+
+def _scope_list(scopes: tuple[str, ...]) -> str:
+    from mailroom.google import SCOPE_NAMES
+
+    return ", ".join(SCOPE_NAMES.get(s, s.rsplit("/", 1)[-1]) for s in scopes)
+
+
+def connect_gmail(url: str, replacing: str | None) -> tuple[str, Blocks]:
+    lead = (
+        f"You're connected as *{replacing}*; connecting again replaces that link."
+        if replacing
+        else "Connect your Gmail so I can search, read and draft mail for you."
+    )
+    detail = (
+        "Google will ask you to allow Mailroom to *read*, *compose* and *send* mail. "
+        "Nothing is sent without your Approve. The button works once, for 10 minutes."
+    )
+    blocks: Blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{lead}\n{detail}"}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "connect_gmail",
+                    "text": {"type": "plain_text", "text": "Connect Gmail"},
+                    "style": "primary",
+                    "url": url,
+                }
+            ],
+        },
+    ]
+    return f"{lead} Use the Connect Gmail button (valid for 10 minutes).", blocks
+
+
+def status_linked(email: str, since: str, scopes: tuple[str, ...]) -> str:
+    return f"Gmail is connected as *{email}* since {since}, with permission to {_scope_list(scopes)}."
+
+
+def status_not_linked() -> str:
+    return "Gmail is not connected. Send `auth` to connect it."
+
+
+def link_broken() -> str:
+    return "Your Gmail link no longer works: access was revoked at Google or has expired. Send `auth` to connect again."
+
+
+def revoked(email: str, google_revoked: bool) -> str:
+    at_google = "revoked Mailroom's access at Google" if google_revoked else "Google had already revoked access"
+    return f"Disconnected *{email}*: {at_google}, and your stored tokens are deleted."
+
+
+def nothing_to_revoke() -> str:
+    return "Gmail is not connected, so there is nothing to revoke."
+
+
+def needs_gmail() -> str:
+    return "To use the mail agent, connect Gmail first: send `auth`."
+
+
+def linked(email: str) -> str:
+    return f"Gmail connected as *{email}*. Ask me about your mail, e.g. _what came in today?_"
+
+
+def link_declined() -> str:
+    return "Gmail was not connected: access was declined on Google's page. Send `auth` to try again."
+
+
+def link_missing_scopes(missing: tuple[str, ...]) -> str:
+    return (
+        f"Gmail was not connected: Mailroom needs permission to {_scope_list(missing)} as well. "
+        "Send `auth` and leave every box ticked on Google's page."
+    )
+
+
+def link_failed(reference: str) -> str:
+    return (
+        "Gmail was not connected: Google did not accept the sign-in. "
+        f"Send `auth` to try again. Reference: `{reference}`"
+    )

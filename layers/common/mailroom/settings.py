@@ -74,5 +74,7 @@ class CallbackSettings(CommonSettings):
     oauth_state_table: str
     tokens_key_arn: str
 
+    google_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     google_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
+    google_revoke_uri: str = "https://oauth2.googleapis.com/revoke"
     gmail_api_url: str = "https://gmail.googleapis.com/"

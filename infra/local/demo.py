@@ -7,6 +7,7 @@ to emulators of Slack and Google over HTTP through their real client libraries.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import textwrap
@@ -31,7 +32,7 @@ def show_reply(message: PostedMessage) -> None:
     if message.ephemeral:
         where += ", only ada sees this"
     say(f"  bot ({where}):")
-    for line in message.text.splitlines() or [""]:
+    for line in unescape(message.text).splitlines() or [""]:  # as Slack shows &lt; and &gt;
         say(textwrap.indent(textwrap.fill(line, 88) if line else "", "    │ "))
 
 
@@ -46,6 +47,23 @@ def user_says(stack: LocalStack, slack: SlackEmulator, text: str, expect: int = 
     for reply in replies:
         show_reply(reply)
     return replies
+
+
+def agent_says(stack: LocalStack, slack: SlackEmulator, text: str) -> None:
+    """A chat turn: the bot posts a placeholder at once and edits it into the answer."""
+    before = {m.ts for m in slack.messages(channel=LOCAL_DM_CHANNEL)}
+    say(f"\n> ada: {text}")
+    started = time.perf_counter()
+    answer = post_event(stack.url, message_event(text))
+    if answer.status != 200:
+        raise SystemExit(f"the ingress refused the message: {answer.status} {answer.body}")
+    stack.wait_until_drained(timeout=120)
+    new = [m for m in slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts not in before]
+    if not new:
+        raise SystemExit("the bot did not answer")
+    say(f"  (answered in {time.perf_counter() - started:.1f} s; placeholder edited {new[0].edits}x)")
+    for reply in new:
+        show_reply(reply)
 
 
 def button_url(message: PostedMessage) -> str:
@@ -69,7 +87,9 @@ def open_in_browser(stack: LocalStack, url: str) -> str:
 def main() -> int:
     say("Starting Mailroom locally: moto server + Slack and Google emulators + 3 function processes")
     started = time.perf_counter()
-    with LocalStack(StackOptions(log_path=LOG_PATH)) as stack:
+    # With a real OpenAI key in the environment the agent uses the real model.
+    real_model = {"OPENAI_API_KEY": os.environ["OPENAI_API_KEY"]} if os.environ.get("OPENAI_API_KEY") else {}
+    with LocalStack(StackOptions(log_path=LOG_PATH, secrets=real_model)) as stack:
         assert stack.slack is not None
         say(f"  API front  {stack.url}  (POST /slack/events, POST /slack/interactions, GET /auth/callback)")
         say(f"  AWS        {stack.aws.endpoint_url}  (tables, FIFO queue + DLQ, KMS key, secret from template.yaml)")
@@ -86,6 +106,18 @@ def main() -> int:
         for reply in stack.slack.wait_for_messages(before + 1, channel=LOCAL_DM_CHANNEL, timeout=30)[before:]:
             show_reply(reply)
         user_says(stack, stack.slack, "status")
+
+        model = "OpenAI (OPENAI_API_KEY is set)" if stack.openai is None else "scripted emulator"
+        say(f"\n  the agent's model: {model}")
+        agent_says(stack, stack.slack, "What did Alice send me this week?")
+        agent_says(stack, stack.slack, "Draft a reply saying Thursday works")
+        if stack.gmail is not None:
+            for draft in stack.gmail.drafts("ada@example.com"):
+                mail = draft.message.email
+                say(f"  Gmail draft {draft.id}: to {mail['To']}, subject {mail['Subject']!r}")
+                say(f"    in Gmail thread {draft.message.thread_id}")
+        agent_says(stack, stack.slack, "What did Bob send me this week?")
+
         user_says(stack, stack.slack, "revoke")
         user_says(stack, stack.slack, "status")
 

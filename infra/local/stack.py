@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from infra.local.aws import EmbeddedAws, provision
+from infra.local.emulators.gmail import GmailMailbox, SeededIds
 from infra.local.emulators.google import GoogleEmulator
+from infra.local.emulators.openai import OpenAIEmulator
 from infra.local.emulators.slack import SlackEmulator
 from infra.local.front import LocalFront
 from infra.local.functions import LocalFunction
@@ -46,6 +48,9 @@ class LocalStack:
         self.template = Template.load(parameter_overrides={"Stage": "local", **self.options.parameters})
         self.slack: SlackEmulator | None = None
         self.google: GoogleEmulator | None = None
+        self.gmail: GmailMailbox | None = None
+        self.seeded: SeededIds | None = None
+        self.openai: OpenAIEmulator | None = None
         self.functions: dict[str, LocalFunction] = {}
         self.front: LocalFront | None = None
         self.poller: QueuePoller | None = None
@@ -75,7 +80,13 @@ class LocalStack:
                 "GOOGLE_REVOKE_URI": self.google.revoke_uri,
                 "GMAIL_API_URL": self.google.gmail_api_url,
             }
-        secrets.setdefault("OPENAI_API_KEY", "local-openai-key")
+            self.gmail = GmailMailbox(self.google)
+            self.seeded = self.gmail.seed()
+        if "OPENAI_API_KEY" not in secrets:
+            self.openai = OpenAIEmulator().start()
+            assert self.openai is not None
+            secrets["OPENAI_API_KEY"] = self.openai.api_key
+            endpoints["OPENAI_BASE_URL"] = self.openai.base_url
         self._store_secrets(secrets)
 
         if self.options.log_path is not None:
@@ -113,7 +124,7 @@ class LocalStack:
             self.front.stop()
         for function in self.functions.values():
             function.stop()
-        for emulator in (self.slack, self.google):
+        for emulator in (self.slack, self.google, self.openai):
             if emulator is not None:
                 emulator.stop()
         self.aws.stop()

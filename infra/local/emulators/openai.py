@@ -413,6 +413,8 @@ def email_address(text: str | None) -> str | None:
 
 
 def excerpt(text: str, limit: int = 200) -> str:
+    # A model quotes the mail, not the "<<email content ...>>" fences a tool puts around it.
+    text = re.sub(r"<<[^<>]*>>", " ", text)
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "\u2026"
 

@@ -16,7 +16,7 @@ from mailroom.settings import CallbackSettings, CommonSettings, IngressSettings,
 if TYPE_CHECKING:
     from mailroom.adapters.google_oauth import GoogleOAuth
     from mailroom.adapters.slack_chat import SlackChat
-    from mailroom.commands import Command
+    from mailroom.agent.runner import AgentChat
     from mailroom.gmail_link import GmailLinkCommands
     from mailroom.ingress import Ingress
     from mailroom.oauth_callback import OAuthCallback
@@ -68,9 +68,10 @@ def _google_oauth(settings: WorkerSettings | CallbackSettings, secrets: SecretSt
 def build_worker(settings: WorkerSettings | None = None) -> Worker:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from mailroom.worker import CommandRouter, Worker
+    from mailroom.worker import CommandRouter, InvocationClock, Worker
 
     resolved = settings or WorkerSettings.from_environment()
+    clock = InvocationClock()
     secrets = SecretStore(resolved)
     chat = _slack_chat(resolved, secrets)
 
@@ -88,17 +89,36 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
 
     link = Lazy(gmail_link)
 
-    def chat_with_agent(command: Command) -> None:
-        from mailroom import replies
+    def agent_chat() -> AgentChat:
+        from langgraph_checkpoint_aws import DynamoDBSaver
 
-        if link().require_link(command) is not None:
-            chat.post(command.channel_id, replies.not_ready("chat"), thread_ts=command.thread_ts)
+        from mailroom.agent.runner import AgentChat, AgentSettings
+
+        return AgentChat(
+            chat=chat,
+            links=link(),
+            oauth=_google_oauth(resolved, secrets),
+            checkpointer=DynamoDBSaver(
+                table_name=resolved.checkpoints_table, ttl_seconds=resolved.checkpoint_ttl_seconds
+            ),
+            settings=AgentSettings(
+                model=resolved.openai_model,
+                temperature=resolved.openai_temperature,
+                api_key=lambda: secrets.get("OPENAI_API_KEY"),
+                gmail_api_url=resolved.gmail_api_url,
+                keep_turns=resolved.agent_keep_turns,
+                time_margin_seconds=resolved.agent_time_margin_seconds,
+            ),
+            seconds_left=clock.seconds_left,
+        )
+
+    agent = Lazy(agent_chat)
 
     handlers = {
         "auth": lambda command: link().auth(command),
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
-        "chat": chat_with_agent,
+        "chat": lambda command: agent()(command),
     }
     return Worker(
         chat,
@@ -106,6 +126,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         DynamoDBPersistenceLayer(table_name=resolved.idempotency_table),
         idempotency_ttl_seconds=resolved.idempotency_ttl_seconds,
         max_receive_count=resolved.queue_max_receive_count,
+        clock=clock,
     )
 
 

@@ -11,3 +11,8 @@ class ConfigurationError(MailroomError):
 
 class TransientError(MailroomError):
     """Worth retrying later (a dependency is throttling or briefly down)."""
+
+
+class ToolInputError(MailroomError):
+    """Something the model asked for that cannot be done as asked (an unknown message
+    id, a bad query): reported back to the model so it can correct itself."""

@@ -137,3 +137,7 @@ def link_failed(reference: str) -> str:
         "Gmail was not connected: Google did not accept the sign-in. "
         f"Send `auth` to try again. Reference: `{reference}`"
     )
+
+
+def dm_only() -> str:
+    return "Your mail is private, so I only work with it in our direct messages: open a DM with me and ask there."

@@ -59,6 +59,11 @@ class WorkerSettings(CommonSettings):
     checkpoints_table: str
     tokens_key_arn: str
     openai_model: str = "gpt-4o-mini"
+    openai_temperature: float = 0.2
+    # Turns of a conversation the agent keeps; older ones are dropped from memory.
+    agent_keep_turns: int = 6
+    agent_time_margin_seconds: float = 40.0
+    checkpoint_ttl_seconds: int = 30 * 24 * 3600
     queue_max_receive_count: int = 4
     # Slack retries an event for minutes; a day covers any late redelivery too.
     idempotency_ttl_seconds: int = 24 * 3600

@@ -49,6 +49,21 @@ class CommandRouter:
         self._chat.post(command.channel_id, text, thread_ts=command.thread_ts, blocks=blocks)
 
 
+class InvocationClock:
+    """How long the current Lambda invocation has left, for work that must stop in time."""
+
+    def __init__(self) -> None:
+        self._context: LambdaContext | None = None
+
+    def start(self, context: LambdaContext) -> None:
+        self._context = context
+
+    def seconds_left(self) -> float:
+        if self._context is None:
+            return 900.0  # Lambda's longest timeout: outside Lambda there is no limit to honour
+        return self._context.get_remaining_time_in_millis() / 1000
+
+
 class Worker:
     def __init__(
         self,
@@ -58,7 +73,9 @@ class Worker:
         *,
         idempotency_ttl_seconds: int = 24 * 3600,
         max_receive_count: int = 4,
+        clock: InvocationClock | None = None,
     ):
+        self.clock = clock or InvocationClock()
         self._chat = chat
         self._route = route
         self._max_receive_count = max_receive_count
@@ -75,6 +92,7 @@ class Worker:
 
     def handle_batch(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         self._idempotency.register_lambda_context(context)
+        self.clock.start(context)
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         # Report a batch whose records all failed as item failures too, rather than as a
         # failed invocation: SQS retries the same records either way, and a transient

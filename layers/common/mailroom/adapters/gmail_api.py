@@ -1,0 +1,74 @@
+"""`Mailbox` on the Gmail REST API through googleapiclient (static discovery: the
+bundled Gmail document, no network at build time; GMAIL_API_URL as the endpoint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import google.auth.exceptions
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from mailroom.adapters.google_oauth import GrantRevoked
+from mailroom.errors import ToolInputError, TransientError
+from mailroom.mail.compose import OutgoingMessage, gmail_message
+from mailroom.mail.decode import ReadableMessage, readable_message, summary_line
+
+# googleapiclient retries 429 and 5xx with exponential backoff this many times.
+_RETRIES = 3
+_SUMMARY_HEADERS = ["From", "To", "Cc", "Subject", "Date", "Message-ID"]
+
+
+class GmailApiMailbox:
+    def __init__(self, credentials: Credentials, api_url: str, email: str):
+        self._email = email
+        self._service: Any = build(
+            "gmail",
+            "v1",
+            credentials=credentials,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options={"api_endpoint": api_url},
+        )
+
+    def address(self) -> str:
+        return self._email
+
+    def search(self, query: str, max_results: int) -> list[dict[str, Any]]:
+        users = self._service.users()
+        listed = self._call(users.messages().list(userId="me", q=query, maxResults=max_results))
+        results = []
+        for ref in listed.get("messages", [])[:max_results]:
+            request = users.messages().get(
+                userId="me", id=ref["id"], format="metadata", metadataHeaders=_SUMMARY_HEADERS
+            )
+            results.append(summary_line(self._call(request)))
+        return results
+
+    def read(self, message_id: str) -> ReadableMessage:
+        request = self._service.users().messages().get(userId="me", id=message_id, format="full")
+        return readable_message(self._call(request))
+
+    def thread(self, thread_id: str) -> list[ReadableMessage]:
+        request = self._service.users().threads().get(userId="me", id=thread_id, format="full")
+        return [readable_message(m) for m in self._call(request).get("messages", [])]
+
+    def create_draft(self, message: OutgoingMessage) -> dict[str, Any]:
+        body = {"message": gmail_message(message, self._email)}
+        draft: dict[str, Any] = self._call(self._service.users().drafts().create(userId="me", body=body))
+        return draft
+
+    def _call(self, request: Any) -> Any:
+        try:
+            return request.execute(num_retries=_RETRIES)
+        except google.auth.exceptions.RefreshError as exc:
+            raise GrantRevoked("Google refused the refresh token") from exc
+        except HttpError as exc:
+            status = exc.status_code
+            if status == 401:
+                raise GrantRevoked("Gmail refused the credentials") from exc
+            if status in (400, 404):
+                raise ToolInputError(f"Gmail answered {status}: {exc.reason}") from exc
+            # 403 is quota or rate limits here (our scopes cover every call we make).
+            raise TransientError(f"Gmail answered {status} after retries") from exc

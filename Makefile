@@ -10,6 +10,7 @@ UV ?= $(firstword $(shell command -v uv) $(CURDIR)/.tools/bin/uv)
 SAM_CLI_VERSION ?= 1.170.0
 SAM := $(UV) tool run --from aws-sam-cli==$(SAM_CLI_VERSION) sam
 export UV_PYTHON := $(PYTHON)
+export LAYER_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -45,8 +46,9 @@ demo: install ## Run a Slack conversation through the whole stack locally, no ac
 dev: install ## Serve the local stack on :3000 for a real Slack app (secrets from .env)
 	$(UV) run python -m infra.local.dev
 
-build: requirements-check ## sam build (arm64 wheels from PyPI; no Docker needed)
+build: requirements-check install ## sam build (arm64, no Docker) and each function's unzipped size
 	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --cached --parallel
+	$(UV) run python -m infra.scripts.package_sizes
 
 validate: ## sam validate --lint only
 	$(SAM) validate --lint

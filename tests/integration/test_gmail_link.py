@@ -5,85 +5,11 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
-from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-
-from functions.oauth_callback import app as callback_app
-from functions.worker import app as worker_app
-from infra.local.emulators.google import GMAIL_READONLY, GoogleEmulator
-from infra.local.emulators.slack import PostedMessage, SlackEmulator
-from infra.local.front import api_gateway_event
-from infra.local.poller import sqs_record
-from infra.local.slack_requests import LOCAL_DM_CHANNEL, LOCAL_TEAM_ID, LOCAL_USER_ID, message_event
-from mailroom.bootstrap import build_oauth_callback, build_worker
-from mailroom.slack.parsing import parse_event_callback
-from mailroom.vault import TokenVault
-
-PUBLIC = "https://abc123.execute-api.us-east-1.amazonaws.com"
-
-
-class Harness:
-    def __init__(self, deployment, slack: SlackEmulator, google: GoogleEmulator, lambda_context):
-        self.deployment, self.slack, self.google, self.context = deployment, slack, google, lambda_context
-        self.worker = build_worker()
-        self.callback = build_oauth_callback()
-
-    def say(self, text: str, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL) -> PostedMessage:
-        before = len(self.slack.messages(channel=channel))
-        command = parse_event_callback(
-            message_event(text, user=user, channel=channel, event_id=f"Ev{uuid.uuid4().hex[:10]}"), PUBLIC
-        )
-        assert command is not None
-        message = {
-            "MessageId": uuid.uuid4().hex,
-            "ReceiptHandle": "r",
-            "Body": command.model_dump_json(),
-            "Attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": command.conversation_id},
-        }
-        record = sqs_record(message, self.deployment.physical("MessagesQueue", "Arn"))
-        response = worker_app.handler({"Records": [record]}, self.context, worker=self.worker)
-        assert response == {"batchItemFailures": []}
-        return self.slack.wait_for_messages(before + 1, channel=channel, timeout=10)[before]
-
-    def consent_url(self, user: str = LOCAL_USER_ID) -> str:
-        prompt = self.say("auth", user=user)
-        [url] = [e["url"] for b in prompt.blocks for e in b.get("elements", []) if "url" in e]
-        return str(url)
-
-    def callback_to(self, location: str) -> tuple[int, str]:
-        parts = urlsplit(location)
-        assert f"{parts.scheme}://{parts.netloc}" == PUBLIC and parts.path == "/auth/callback"
-        target = f"{parts.path}?{parts.query}"
-        event = api_gateway_event("GET", target, {"User-Agent": "Mozilla/5.0"}, b"", parts.netloc)
-        response = callback_app.handler(event, self.context, callback=self.callback)
-        return response["statusCode"], response["body"]
-
-    def link(self, user: str = LOCAL_USER_ID) -> tuple[int, str]:
-        return self.callback_to(self.google.consent(self.consent_url(user)))
-
-    def rows(self) -> list[dict[str, Any]]:
-        return self.deployment.aws.client("dynamodb").scan(TableName=self.deployment.physical("TokensTable"))["Items"]
-
-    def vault(self) -> TokenVault:
-        return TokenVault(self.deployment.physical("TokensTable"), self.deployment.physical("TokensKey", "Arn"))
-
-
-@pytest.fixture
-def harness(function_env, deployment, slack, google, lambda_context, monkeypatch) -> Harness:
-    google_env = {
-        "GOOGLE_AUTH_URI": google.auth_uri,
-        "GOOGLE_TOKEN_URI": google.token_uri,
-        "GOOGLE_REVOKE_URI": google.revoke_uri,
-        "GMAIL_API_URL": google.gmail_api_url,
-        "GOOGLE_CLIENT_ID": google.client_id,
-        "GOOGLE_CLIENT_SECRET": google.client_secret,
-    }
-    function_env("OAuthCallbackFunction", **google_env)
-    function_env("WorkerFunction", **google_env)
-    return Harness(deployment, slack, google, lambda_context)
+from infra.local.emulators.google import GMAIL_READONLY
+from infra.local.slack_requests import LOCAL_DM_CHANNEL, LOCAL_TEAM_ID, LOCAL_USER_ID
+from tests.integration.harness import PUBLIC, Harness
 
 
 def test_auth_consent_callback_status_revoke_status(harness: Harness):

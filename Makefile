@@ -65,8 +65,8 @@ requirements-check: | $(UV)
 		| grep -v '^#' | diff -q - <(grep -v '^#' layers/common/requirements.txt) >/dev/null \
 		|| { echo "layers/common/requirements.txt is out of date with uv.lock: run 'make requirements'"; exit 1; }
 
-bench: install ## Measure the ingress: cold import and warm handler time vs a bare handler
-	$(UV) run python -m infra.bench.ingress
+bench: install ## Benchmarks: ingress vs a bare handler; worker cold starts, AWS calls, checkpoints
+	$(UV) run python -m infra.bench
 
 clean: ## Remove build output and caches
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -17,7 +17,7 @@ from html import unescape
 from pathlib import Path
 
 from infra.local.emulators.slack import PostedMessage, SlackEmulator
-from infra.local.slack_requests import LOCAL_DM_CHANNEL, message_event, post_event
+from infra.local.slack_requests import LOCAL_DM_CHANNEL, block_action, message_event, post_event, post_interaction
 from infra.local.stack import LocalStack, StackOptions
 
 LOG_PATH = Path(".local/demo.log")
@@ -64,6 +64,27 @@ def agent_says(stack: LocalStack, slack: SlackEmulator, text: str) -> None:
     say(f"  (answered in {time.perf_counter() - started:.1f} s; placeholder edited {new[0].edits}x)")
     for reply in new:
         show_reply(reply)
+
+
+def approve_in_slack(stack: LocalStack, slack: SlackEmulator) -> None:
+    """ada presses Approve on the request the bot posted; the send happens exactly once."""
+    [request] = [
+        m for m in slack.messages(channel=LOCAL_DM_CHANNEL) if any(b.get("block_id") == "approval" for b in m.blocks)
+    ]
+    [value] = {e["value"] for b in request.blocks for e in b.get("elements", []) if "value" in e}
+    say("\n  ada presses *Approve and send*")
+    answer = post_interaction(stack.url, block_action("approve_send", value, message_ts=request.ts))
+    say(f"  ingress: HTTP {answer.status} in {answer.seconds * 1000:.0f} ms")
+    stack.wait_until_drained(timeout=60)
+    [decided] = [m for m in slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts == request.ts]
+    show_reply(decided)
+    if stack.gmail is not None:
+        for sent in stack.gmail.sent("ada@example.com")[-1:]:
+            mail = sent.email
+            say(
+                f"  Gmail sent {sent.id}: to {mail['To']}, subject {mail['Subject']!r}, Message-ID {mail['Message-ID']}"
+            )
+        say(f"  messages sent through Gmail in this demo: {stack.gmail.send_count}")
 
 
 def button_url(message: PostedMessage) -> str:
@@ -116,6 +137,8 @@ def main() -> int:
                 mail = draft.message.email
                 say(f"  Gmail draft {draft.id}: to {mail['To']}, subject {mail['Subject']!r}")
                 say(f"    in Gmail thread {draft.message.thread_id}")
+        agent_says(stack, stack.slack, "send it")
+        approve_in_slack(stack, stack.slack)
         agent_says(stack, stack.slack, "What did Bob send me this week?")
 
         user_says(stack, stack.slack, "revoke")

@@ -15,9 +15,15 @@ from infra.local.emulators.openai import OpenAIEmulator
 from infra.local.emulators.slack import PostedMessage, SlackEmulator
 from infra.local.front import api_gateway_event
 from infra.local.poller import sqs_record
-from infra.local.slack_requests import LOCAL_DM_CHANNEL, LOCAL_USER_ID, message_event
+from infra.local.slack_requests import (
+    LOCAL_DM_CHANNEL,
+    LOCAL_USER_ID,
+    block_action,
+    interaction_body,
+    message_event,
+)
 from mailroom.bootstrap import build_oauth_callback, build_worker
-from mailroom.slack.parsing import parse_event_callback
+from mailroom.slack.parsing import parse_event_callback, parse_interaction
 from mailroom.vault import TokenVault
 
 PUBLIC = "https://abc123.execute-api.us-east-1.amazonaws.com"
@@ -34,6 +40,24 @@ class Harness:
 
     def openai_requests(self) -> int:
         return len(self.openai.requests) if self.openai else 0
+
+    def run(self, command: Any) -> None:
+        message = {
+            "MessageId": uuid.uuid4().hex,
+            "ReceiptHandle": "r",
+            "Body": command.model_dump_json(),
+            "Attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": command.conversation_id},
+        }
+        record = sqs_record(message, self.deployment.physical("MessagesQueue", "Arn"))
+        response = worker_app.handler({"Records": [record]}, self.context, worker=self.worker)
+        assert response == {"batchItemFailures": []}
+
+    def press(self, approval: PostedMessage, action: str, user: str = LOCAL_USER_ID) -> None:
+        [value] = {e["value"] for b in approval.blocks for e in b.get("elements", []) if "value" in e}
+        payload = block_action(action, value, message_ts=approval.ts, thread_ts=approval.thread_ts, user=user)
+        command = parse_interaction(interaction_body(payload), PUBLIC)
+        assert command is not None
+        self.run(command)
 
     def say(self, text: str, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL) -> PostedMessage:
         before = len(self.slack.messages(channel=channel))

@@ -108,6 +108,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
                 gmail_api_url=resolved.gmail_api_url,
                 keep_turns=resolved.agent_keep_turns,
                 time_margin_seconds=resolved.agent_time_margin_seconds,
+                approval_ttl_seconds=resolved.approval_ttl_seconds,
             ),
             seconds_left=clock.seconds_left,
         )
@@ -119,6 +120,8 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
         "chat": lambda command: agent()(command),
+        "approve_send": lambda command: agent().resume(command),
+        "cancel_send": lambda command: agent().resume(command),
     }
     return Worker(
         chat,

@@ -141,3 +141,21 @@ def link_failed(reference: str) -> str:
 
 def dm_only() -> str:
     return "Your mail is private, so I only work with it in our direct messages: open a DM with me and ask there."
+
+
+def approval_not_pending() -> str:
+    return "This request is no longer waiting for a decision (it was already decided, replaced or expired)."
+
+
+def approval_not_yours(owner: str) -> str:
+    return f"Only <@{owner}>, who asked for this email, can approve or cancel it."
+
+
+def approval_outcome(decision: str, tool_result: str, user: str) -> str:
+    if decision == "approve" and tool_result.startswith("Sent"):
+        return f":white_check_mark: Approved by <@{user}>. {tool_result}"
+    if decision == "expired":
+        return ":hourglass: This request expired; nothing was sent."
+    if decision == "approve":
+        return f":warning: Approved, but not sent: {tool_result}"
+    return f":x: Cancelled by <@{user}>; nothing was sent."

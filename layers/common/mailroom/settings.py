@@ -64,6 +64,8 @@ class WorkerSettings(CommonSettings):
     agent_keep_turns: int = 6
     agent_time_margin_seconds: float = 40.0
     checkpoint_ttl_seconds: int = 30 * 24 * 3600
+    # How long an Approve/Cancel request for a send stays valid.
+    approval_ttl_seconds: float = 24 * 3600
     queue_max_receive_count: int = 4
     # Slack retries an event for minutes; a day covers any late redelivery too.
     idempotency_ttl_seconds: int = 24 * 3600

@@ -21,16 +21,24 @@ _SUMMARY_HEADERS = ["From", "To", "Cc", "Subject", "Date", "Message-ID"]
 
 
 class GmailApiMailbox:
-    def __init__(self, credentials: Credentials, api_url: str, email: str):
+    def __init__(self, credentials: Credentials | None, api_url: str, email: str):
         self._email = email
-        self._service: Any = build(
-            "gmail",
-            "v1",
-            credentials=credentials,
-            static_discovery=True,
-            cache_discovery=False,
-            client_options={"api_endpoint": api_url},
-        )
+        self._credentials = credentials
+        self._api_url = api_url
+        self._built: Any = None
+
+    @property
+    def _service(self) -> Any:
+        if self._built is None:  # built on first use: a graph that only reads its state never calls Gmail
+            self._built = build(
+                "gmail",
+                "v1",
+                credentials=self._credentials,
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self._api_url},
+            )
+        return self._built
 
     def address(self) -> str:
         return self._email
@@ -52,16 +60,37 @@ class GmailApiMailbox:
 
     def thread(self, thread_id: str) -> list[ReadableMessage]:
         request = self._service.users().threads().get(userId="me", id=thread_id, format="full")
-        return [readable_message(m) for m in self._call(request).get("messages", [])]
+        messages = self._call(request).get("messages", [])
+        # Gmail lists unsent drafts in the thread too; they are not part of the conversation.
+        return [readable_message(m) for m in messages if "DRAFT" not in (m.get("labelIds") or [])]
 
     def create_draft(self, message: OutgoingMessage) -> dict[str, Any]:
         body = {"message": gmail_message(message, self._email)}
         draft: dict[str, Any] = self._call(self._service.users().drafts().create(userId="me", body=body))
         return draft
 
-    def _call(self, request: Any) -> Any:
+    def draft(self, draft_id: str) -> tuple[ReadableMessage, str | None]:
+        found = self._call(self._service.users().drafts().get(userId="me", id=draft_id, format="full"))
+        message = found.get("message") or {}
+        return readable_message(message), message.get("threadId")
+
+    def delete_draft(self, draft_id: str) -> None:
+        self._call(self._service.users().drafts().delete(userId="me", id=draft_id))
+
+    def find_by_message_id(self, message_id: str) -> str | None:
+        query = f"rfc822msgid:{message_id.strip('<>')}"
+        listed = self._call(self._service.users().messages().list(userId="me", q=query, includeSpamTrash=True))
+        found = listed.get("messages") or []
+        return str(found[0]["id"]) if found else None
+
+    def send(self, message: OutgoingMessage) -> dict[str, Any]:
+        body = gmail_message(message, self._email)
+        sent: dict[str, Any] = self._call(self._service.users().messages().send(userId="me", body=body), retries=0)
+        return sent
+
+    def _call(self, request: Any, retries: int = _RETRIES) -> Any:
         try:
-            return request.execute(num_retries=_RETRIES)
+            return request.execute(num_retries=retries)
         except google.auth.exceptions.RefreshError as exc:
             raise GrantRevoked("Google refused the refresh token") from exc
         except HttpError as exc:

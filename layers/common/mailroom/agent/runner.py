@@ -7,13 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, ToolMessage
+from langgraph.types import Command as Resume
+from langgraph.types import Interrupt
 
-from mailroom import replies
+from mailroom import approvals, replies
 from mailroom.adapters.gmail_api import GmailApiMailbox
 from mailroom.adapters.google_oauth import GoogleOAuth, GrantRevoked
 from mailroom.agent.graph import AgentContext, build_graph, final_answer, this_turn
 from mailroom.agent.tools import gmail_tools
+from mailroom.approvals import PendingSend
 from mailroom.commands import Command
 from mailroom.errors import ToolInputError, TransientError
 from mailroom.gmail_link import GmailLinkCommands, LinkBroken
@@ -36,6 +39,7 @@ class AgentSettings:
     # Stop starting model calls this long before the Lambda's own timeout.
     time_margin_seconds: float
     recursion_limit: int = 24
+    approval_ttl_seconds: float = 24 * 3600
 
 
 class AgentChat:
@@ -70,7 +74,7 @@ class AgentChat:
         placeholder = self._chat.post(command.channel_id, WORKING, thread_ts=command.thread_ts)
         started = time.monotonic()
         try:
-            answer = self._turn(command, link.email, self._oauth.credentials(link.tokens))
+            answer, pending = self._turn(command, link.email, self._oauth.credentials(link.tokens))
         except (GrantRevoked, LinkBroken):
             self._links.links.mark_broken(command.team_id, command.user_id)
             self._chat.update(command.channel_id, placeholder, replies.link_broken())
@@ -87,27 +91,112 @@ class AgentChat:
             return
         metrics.add_metric(name="AgentTurns", unit="Count", value=1)
         metrics.add_metric(name="AgentLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
-        first, *rest = split_message(to_mrkdwn(answer) or "I have nothing to add.")
-        self._chat.update(command.channel_id, placeholder, first)
-        for piece in rest:
-            self._chat.post(command.channel_id, piece, thread_ts=command.thread_ts)
+        if pending and not answer:
+            answer = "Here is the email. Check it, then press *Approve and send* or *Cancel*."
+        self._post_answer(command, answer, placeholder)
+        self._ask_approval(command, pending)
 
-    def _turn(self, command: Command, email: str, credentials: Any) -> str:
-        mailbox = GmailApiMailbox(credentials, self._settings.gmail_api_url, email)
-        graph = build_graph(
-            self._chat_model(), gmail_tools(mailbox), self._checkpointer, keep_turns=self._settings.keep_turns
-        )
-        deadline = time.monotonic() + self._seconds_left() - self._settings.time_margin_seconds
+    def resume(self, command: Command) -> None:
+        """An Approve or Cancel press: check it, then resume the graph with the decision."""
+        # Who may press is settled from the checkpoint alone, before any Gmail access.
+        graph, config, _ = self._graph(command, "", None)
+        waiting = {PendingSend.from_dict(i.value).action_id: i for i in graph.get_state(config).interrupts}
+        found = waiting.get(command.action_value or "")
+        if found is None:
+            # A second press, a press on a decided or superseded request, or a forged value.
+            self._tell_presser(command, replies.approval_not_pending())
+            return
+        pending = PendingSend.from_dict(found.value)
+        if command.user_id != pending.owner:
+            self._tell_presser(command, replies.approval_not_yours(pending.owner))
+            return
+        link = self._links.require_link(command)
+        if link is None:
+            return
+        graph, config, context = self._graph(command, link.email, self._oauth.credentials(link.tokens))
+        decision = "approve" if command.name == approvals.APPROVE else "cancel"
+        if time.time() > pending.expires_at:
+            decision = "expired"
+        if decision == "approve" and command.message_ts:
+            text, blocks = approvals.decided(pending, "_Sending…_")
+            self._chat.update(command.channel_id, command.message_ts, text, blocks=blocks)
+        logger.info("approval decided", extra={"decision": decision})
+        try:
+            result = graph.invoke(
+                Resume(resume={found.id: {"decision": decision, "by": command.user_id}}),
+                config,
+                context=context,
+                durability="exit",
+            )
+        except (GrantRevoked, LinkBroken):
+            self._links.links.mark_broken(command.team_id, command.user_id)
+            self._chat.post(command.channel_id, replies.link_broken(), thread_ts=command.thread_ts)
+            return
+        outcome = _tool_outcome(result["messages"], pending.action_id) or decision
+        if command.message_ts:
+            note = replies.approval_outcome(decision, outcome, command.user_id)
+            text, blocks = approvals.decided(pending, note)
+            self._chat.update(command.channel_id, command.message_ts, text, blocks=blocks)
+        answer = final_answer(this_turn_after_resume(result["messages"]))
+        self._post_answer(command, answer, None)
+        self._ask_approval(command, _pending(result))
+
+    def _turn(self, command: Command, email: str, credentials: Any) -> tuple[str, list[Interrupt]]:
+        graph, config, context = self._graph(command, email, credentials)
+        # A request still waiting for a press is dropped when the user moves on: the
+        # model must see every send it asked for answered before the new message.
+        waiting = graph.get_state(config).interrupts
+        if waiting:
+            graph.invoke(
+                Resume(resume={i.id: {"decision": "superseded"} for i in waiting}),
+                config,
+                context=context,
+                durability="exit",
+            )
         result = graph.invoke(
-            {"messages": [HumanMessage(content=command.text)]},
-            {"configurable": {"thread_id": command.conversation_id}, "recursion_limit": self._settings.recursion_limit},
-            context=AgentContext(email=email, deadline=deadline),
-            # One checkpoint write at the end of the turn, not one per step.
-            durability="exit",
+            {"messages": [HumanMessage(content=command.text)]}, config, context=context, durability="exit"
         )
         tool_calls = sum(len(getattr(m, "tool_calls", None) or []) for m in this_turn(result["messages"]))
         metrics.add_metric(name="ToolCalls", unit="Count", value=tool_calls)
-        return final_answer(result["messages"])
+        pending = _pending(result)
+        return ("" if pending else final_answer(result["messages"])), pending
+
+    def _graph(self, command: Command, email: str, credentials: Any) -> tuple[Any, Any, AgentContext]:
+        mailbox = GmailApiMailbox(credentials, self._settings.gmail_api_url, email)
+        tools = gmail_tools(
+            mailbox,
+            owner=command.user_id,
+            conversation_id=command.conversation_id,
+            approval_ttl_seconds=self._settings.approval_ttl_seconds,
+        )
+        graph = build_graph(self._chat_model(), tools, self._checkpointer, keep_turns=self._settings.keep_turns)
+        config = {
+            "configurable": {"thread_id": command.conversation_id},
+            "recursion_limit": self._settings.recursion_limit,
+        }
+        deadline = time.monotonic() + self._seconds_left() - self._settings.time_margin_seconds
+        return graph, config, AgentContext(email=email, deadline=deadline)
+
+    def _post_answer(self, command: Command, answer: str, placeholder: str | None) -> None:
+        if not answer and placeholder is None:
+            return
+        first, *rest = split_message(to_mrkdwn(answer) or "I have nothing to add.")
+        if placeholder is None:
+            self._chat.post(command.channel_id, first, thread_ts=command.thread_ts)
+        else:
+            self._chat.update(command.channel_id, placeholder, first)
+        for piece in rest:
+            self._chat.post(command.channel_id, piece, thread_ts=command.thread_ts)
+
+    def _ask_approval(self, command: Command, pending: list[Interrupt]) -> None:
+        hours = self._settings.approval_ttl_seconds / 3600
+        for waiting in pending:
+            text, blocks = approvals.approval_request(PendingSend.from_dict(waiting.value), hours)
+            self._chat.post(command.channel_id, text, thread_ts=command.thread_ts, blocks=blocks)
+            metrics.add_metric(name="ApprovalsRequested", unit="Count", value=1)
+
+    def _tell_presser(self, command: Command, text: str) -> None:
+        self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
 
     def _chat_model(self) -> Any:
         if self._model is None:
@@ -122,3 +211,23 @@ class AgentChat:
                 max_retries=2,
             )
         return self._model
+
+
+def _pending(result: dict[str, Any]) -> list[Interrupt]:
+    return list(result.get("__interrupt__") or [])
+
+
+def this_turn_after_resume(messages: Any) -> Any:
+    """After a resume the answer is whatever the model said after the last tool result."""
+    for index in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[index], ToolMessage):
+            return messages[index + 1 :]
+    return []
+
+
+def _tool_outcome(messages: Any, action_id: str) -> str | None:
+    """What the send tool reported (sent with its Gmail id, or why not)."""
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage) and message.name in ("send_email", "send_draft"):
+            return str(message.content)
+    return None

@@ -56,14 +56,11 @@ validate: ## sam validate --lint only
 events: install ## Re-sign events/ with a fresh timestamp (Slack signatures last 5 minutes)
 	$(UV) run python -m infra.scripts.sign_events
 
-requirements: | $(UV) ## Export the layer's requirements.txt from uv.lock
-	$(UV) export --frozen --no-dev --no-default-groups --no-emit-project --no-hashes --quiet \
-		--output-file layers/common/requirements.txt
+requirements: | $(UV) ## Export the layers' requirements.txt from uv.lock
+	$(PYTHON) -m infra.scripts.export_requirements --uv $(UV)
 
 requirements-check: | $(UV)
-	@$(UV) export --frozen --no-dev --no-default-groups --no-emit-project --no-hashes --quiet \
-		| grep -v '^#' | diff -q - <(grep -v '^#' layers/common/requirements.txt) >/dev/null \
-		|| { echo "layers/common/requirements.txt is out of date with uv.lock: run 'make requirements'"; exit 1; }
+	@$(PYTHON) -m infra.scripts.export_requirements --uv $(UV) --check
 
 bench: install ## Benchmarks: ingress vs a bare handler; worker cold starts, AWS calls, checkpoints
 	$(UV) run python -m infra.bench

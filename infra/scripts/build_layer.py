@@ -1,10 +1,11 @@
-"""Build the shared Lambda layer for arm64 without Docker: `sam build` runs this
-through layers/common/Makefile (BuildMethod: makefile).
+"""Build a Lambda layer for arm64 without Docker: `sam build` runs this through the
+layer's Makefile (BuildMethod: makefile).
 
-Installs the exported requirements as manylinux aarch64 wheels for CPython 3.13 (as
-SAM's own Python builder would), copies the mailroom package, then removes what never
-runs on Lambda. The big one: googleapiclient ships ~110 MB of discovery documents for
-every Google API; Mailroom builds only Gmail's (static discovery), so only that stays.
+Installs the layer's exported requirements (fully resolved, hence --no-deps) as
+manylinux aarch64 wheels for CPython 3.13, as SAM's own Python builder would, copies
+the mailroom package when the layer holds it, then removes what never runs on Lambda.
+The big one: googleapiclient ships ~110 MB of discovery documents for every Google
+API; Mailroom builds only Gmail's (static discovery), so only that stays.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def install(requirements: Path, target: Path, python_version: str) -> None:
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--requirement", str(requirements), "--target", str(target),
             "--implementation", "cp", "--python-version", python_version,
-            "--only-binary=:all:", "--no-compile", "--upgrade",
+            "--only-binary=:all:", "--no-compile", "--upgrade", "--no-deps",
             *platform_args,
         ],
         check=True,
@@ -52,7 +53,7 @@ def prune(site: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("source", type=Path, help="layers/common")
+    parser.add_argument("source", type=Path, help="the layer's folder, e.g. layers/common")
     parser.add_argument("artifacts", type=Path, help="SAM's ARTIFACTS_DIR")
     parser.add_argument("--python-version", default="3.13")
     args = parser.parse_args(argv)
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     site = args.artifacts / "python"
     site.mkdir(parents=True, exist_ok=True)
     install(args.source / "requirements.txt", site, args.python_version)
-    shutil.copytree(args.source / "mailroom", site / "mailroom", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    if (args.source / "mailroom").is_dir():
+        shutil.copytree(args.source / "mailroom", site / "mailroom", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     freed = prune(site)
     size = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
     print(f"layer: {size / 2**20:.1f} MiB unzipped ({freed / 2**20:.1f} MiB of unused files removed)")

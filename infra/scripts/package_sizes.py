@@ -28,7 +28,8 @@ def main() -> int:
     for lid, res in resources.items():
         if res["Type"] != "AWS::Serverless::Function":
             continue
-        layers = res["Properties"].get("Layers", default_layers)
+        # SAM appends a function's own Layers to those of Globals.
+        layers = [*default_layers, *res["Properties"].get("Layers", [])]
         code = tree_size(BUILD / lid)
         with_layers = sum(layer_sizes[layer["Ref"]] for layer in layers)
         total = code + with_layers

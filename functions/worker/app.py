@@ -1,5 +1,6 @@
 """SQS FIFO batch: run each queued Slack command once and answer in Slack."""
 
+import random
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -9,6 +10,17 @@ from mailroom.observability import logger, metrics, tracer
 from mailroom.worker import Worker
 
 _worker: Worker | None = None
+
+try:  # Lambda's runtime hooks, present where SnapStart can restore this function
+    from snapshot_restore_py import register_after_restore
+except ImportError:  # pragma: no cover - outside Lambda
+    register_after_restore = None
+
+if register_after_restore is not None:
+    # A snapshot is taken after init, which builds no clients and reads no secrets
+    # (they are made on first use); only a random state seeded at init must differ
+    # between restored copies.
+    register_after_restore(random.seed)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -81,3 +81,16 @@ def test_a_turn_that_would_outlast_the_lambda_stops_and_says_so(agent: Harness, 
     agent.worker = build_worker()
     assert answer(agent, "What did Alice send me this week?") == OUT_OF_TIME
     assert agent.openai_requests() == 0
+
+
+def test_past_the_hourly_limit_a_user_gets_a_polite_answer_and_no_model_call(
+    agent: Harness, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("CHAT_RATE_LIMIT", "2")
+    agent.worker = build_worker()
+    for _ in range(2):
+        assert "Notes from Tuesday" in answer(agent, "What did Alice send me this week?")
+    calls = agent.openai_requests()
+    limited = agent.say("What did Alice send me this week?")
+    assert "try again in about" in limited.text and limited.edits == 0
+    assert agent.openai_requests() == calls

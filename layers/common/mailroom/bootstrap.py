@@ -93,6 +93,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         from langgraph_checkpoint_aws import DynamoDBSaver
 
         from mailroom.agent.runner import AgentChat, AgentSettings
+        from mailroom.rate_limit import RateLimiter
 
         return AgentChat(
             chat=chat,
@@ -111,6 +112,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
                 approval_ttl_seconds=resolved.approval_ttl_seconds,
             ),
             seconds_left=clock.seconds_left,
+            rate_limiter=RateLimiter(resolved.usage_table, resolved.chat_rate_limit, resolved.chat_rate_window_seconds),
         )
 
     agent = Lazy(agent_chat)

@@ -159,3 +159,10 @@ def approval_outcome(decision: str, tool_result: str, user: str) -> str:
     if decision == "approve":
         return f":warning: Approved, but not sent: {tool_result}"
     return f":x: Cancelled by <@{user}>; nothing was sent."
+
+
+def rate_limited(minutes: int) -> str:
+    return (
+        "You have asked me a lot in a short time, so I am pausing to keep costs in check. "
+        f"Please try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+    )

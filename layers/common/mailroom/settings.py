@@ -64,6 +64,10 @@ class WorkerSettings(CommonSettings):
     agent_keep_turns: int = 6
     agent_time_margin_seconds: float = 40.0
     checkpoint_ttl_seconds: int = 30 * 24 * 3600
+    usage_table: str
+    # Agent turns a user may start per window (each costs model tokens and Gmail quota).
+    chat_rate_limit: int = 60
+    chat_rate_window_seconds: int = 3600
     # How long an Approve/Cancel request for a send stays valid.
     approval_ttl_seconds: float = 24 * 3600
     queue_max_receive_count: int = 4

@@ -22,6 +22,7 @@ from mailroom.errors import ToolInputError, TransientError
 from mailroom.gmail_link import GmailLinkCommands, LinkBroken
 from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
+from mailroom.rate_limit import RateLimiter
 from mailroom.slack.format import split_message, to_mrkdwn
 
 WORKING = "_Working on it…_"
@@ -52,7 +53,9 @@ class AgentChat:
         settings: AgentSettings,
         seconds_left: Callable[[], float],
         model: Any | None = None,
+        rate_limiter: RateLimiter | None = None,
     ):
+        self._rate_limiter = rate_limiter
         self._chat = chat
         self._links = links
         self._oauth = oauth
@@ -70,6 +73,13 @@ class AgentChat:
             return
         link = self._links.require_link(command)
         if link is None:
+            return
+        limiter = self._rate_limiter
+        if limiter is not None and not limiter.allow(command.team_id, command.user_id):
+            metrics.add_metric(name="ChatRateLimited", unit="Count", value=1)
+            self._chat.post(
+                command.channel_id, replies.rate_limited(limiter.minutes_until_reset()), thread_ts=command.thread_ts
+            )
             return
         placeholder = self._chat.post(command.channel_id, WORKING, thread_ts=command.thread_ts)
         started = time.monotonic()

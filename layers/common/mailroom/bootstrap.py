@@ -90,8 +90,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
     link = Lazy(gmail_link)
 
     def agent_chat() -> AgentChat:
-        from langgraph_checkpoint_aws import DynamoDBSaver
-
+        from mailroom.agent.checkpoints import TurnCachedSaver
         from mailroom.agent.runner import AgentChat, AgentSettings
         from mailroom.rate_limit import RateLimiter
 
@@ -99,7 +98,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
             chat=chat,
             links=link(),
             oauth=_google_oauth(resolved, secrets),
-            checkpointer=DynamoDBSaver(
+            checkpointer=TurnCachedSaver(
                 table_name=resolved.checkpoints_table, ttl_seconds=resolved.checkpoint_ttl_seconds
             ),
             settings=AgentSettings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +109,10 @@ class AgentChat:
 
     def resume(self, command: Command) -> None:
         """An Approve or Cancel press: check it, then resume the graph with the decision."""
+        with self._one_read_per_checkpoint():
+            self._resume(command)
+
+    def _resume(self, command: Command) -> None:
         # Who may press is settled from the checkpoint alone, before any Gmail access.
         graph, config, _ = self._graph(command, "", None)
         waiting = {PendingSend.from_dict(i.value).action_id: i for i in graph.get_state(config).interrupts}
@@ -153,6 +158,12 @@ class AgentChat:
 
     def _turn(self, command: Command, email: str, credentials: Any) -> tuple[str, list[Interrupt]]:
         graph, config, context = self._graph(command, email, credentials)
+        with self._one_read_per_checkpoint():
+            return self._run_turn(graph, config, context, command)
+
+    def _run_turn(
+        self, graph: Any, config: Any, context: AgentContext, command: Command
+    ) -> tuple[str, list[Interrupt]]:
         # A request still waiting for a press is dropped when the user moves on: the
         # model must see every send it asked for answered before the new message.
         waiting = graph.get_state(config).interrupts
@@ -170,6 +181,10 @@ class AgentChat:
         metrics.add_metric(name="ToolCalls", unit="Count", value=tool_calls)
         pending = _pending(result)
         return ("" if pending else final_answer(result["messages"])), pending
+
+    def _one_read_per_checkpoint(self) -> Any:
+        turn = getattr(self._checkpointer, "turn", None)
+        return turn() if turn is not None else contextlib.nullcontext()
 
     def _graph(self, command: Command, email: str, credentials: Any) -> tuple[Any, Any, AgentContext]:
         mailbox = GmailApiMailbox(credentials, self._settings.gmail_api_url, email)

@@ -1,7 +1,9 @@
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
+from infra.local.slack_requests import LOCAL_DM_CHANNEL, message_event, post_event
 from infra.local.stack import LocalStack, StackOptions
 
 
@@ -17,3 +19,19 @@ def clean_slack(stack: LocalStack) -> None:
     stack.wait_until_drained()
     assert stack.slack is not None
     stack.slack.reset()
+
+
+@pytest.fixture(scope="module")
+def linked(stack: LocalStack) -> Iterator[LocalStack]:
+    """The stack with ada's Gmail linked for one test module, unlinked after it."""
+    assert stack.google is not None and stack.slack is not None
+    assert post_event(stack.url, message_event("auth")).status == 200
+    stack.wait_until_drained()
+    prompt = stack.slack.messages(channel=LOCAL_DM_CHANNEL)[-1]
+    [url] = [e["url"] for b in prompt.blocks for e in b.get("elements", []) if "url" in e]
+    urllib.request.urlopen(stack.google.consent(url), timeout=30).close()  # noqa: S310 (the local front)
+    stack.wait_until_drained()
+    yield stack
+    # The stack is shared by the e2e modules: leave it unlinked, as it started.
+    assert post_event(stack.url, message_event("revoke")).status == 200
+    stack.wait_until_drained()

@@ -5,8 +5,6 @@ checkpoints on moto) and answers in the thread."""
 from __future__ import annotations
 
 import email
-import urllib.request
-from collections.abc import Iterator
 from email import policy
 
 import pytest
@@ -29,21 +27,6 @@ def ask(stack: LocalStack, text: str, thread_ts: str | None = None) -> PostedMes
     answer = new[0]
     assert answer.edits >= 1, "the placeholder was not replaced by the answer"
     return answer
-
-
-@pytest.fixture(scope="module")
-def linked(stack: LocalStack) -> Iterator[LocalStack]:
-    assert stack.google is not None and stack.slack is not None
-    assert post_event(stack.url, message_event("auth")).status == 200
-    stack.wait_until_drained()
-    prompt = stack.slack.messages(channel=LOCAL_DM_CHANNEL)[-1]
-    [url] = [e["url"] for b in prompt.blocks for e in b.get("elements", []) if "url" in e]
-    urllib.request.urlopen(stack.google.consent(url), timeout=30).close()  # noqa: S310 (the local front)
-    stack.wait_until_drained()
-    yield stack
-    # The stack is shared by the e2e modules: leave it unlinked, as it started.
-    assert post_event(stack.url, message_event("revoke")).status == 200
-    stack.wait_until_drained()
 
 
 def test_search_and_read_a_multipart_email(linked: LocalStack):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import email
-import urllib.request
-from collections.abc import Iterator
 from email import policy
 
 import pytest
@@ -16,20 +14,6 @@ from infra.local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 ADA = "ada@example.com"
-
-
-@pytest.fixture(scope="module")
-def linked(stack: LocalStack) -> Iterator[LocalStack]:
-    assert stack.google is not None and stack.slack is not None
-    assert post_event(stack.url, message_event("auth")).status == 200
-    stack.wait_until_drained()
-    prompt = stack.slack.messages(channel=LOCAL_DM_CHANNEL)[-1]
-    [url] = [e["url"] for b in prompt.blocks for e in b.get("elements", []) if "url" in e]
-    urllib.request.urlopen(stack.google.consent(url), timeout=30).close()  # noqa: S310 (the local front)
-    stack.wait_until_drained()
-    yield stack
-    assert post_event(stack.url, message_event("revoke")).status == 200
-    stack.wait_until_drained()
 
 
 def gmail(stack: LocalStack) -> GmailMailbox:

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from infra.local.emulators.gmail import GmailMailbox
+from infra.local.emulators.openai import OpenAIEmulator
+from mailroom.bootstrap import build_worker
 from tests.integration.harness import Harness
 
 
@@ -18,3 +23,23 @@ def harness(function_env, deployment, slack, google, lambda_context, monkeypatch
     function_env("OAuthCallbackFunction", **google_env)
     function_env("WorkerFunction", **google_env)
     return Harness(deployment, slack, google, lambda_context)
+
+
+@pytest.fixture
+def openai() -> Iterator[OpenAIEmulator]:
+    emulator = OpenAIEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def agent(harness: Harness, openai: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    monkeypatch.setenv("OPENAI_BASE_URL", openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", openai.api_key)
+    harness.gmail = GmailMailbox(harness.google)
+    harness.gmail.seed()
+    harness.openai = openai
+    harness.worker = build_worker()
+    assert harness.link()[0] == 200
+    return harness

@@ -65,15 +65,7 @@ class Harness:
             message_event(text, user=user, channel=channel, event_id=f"Ev{uuid.uuid4().hex[:10]}"), PUBLIC
         )
         assert command is not None
-        message = {
-            "MessageId": uuid.uuid4().hex,
-            "ReceiptHandle": "r",
-            "Body": command.model_dump_json(),
-            "Attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": command.conversation_id},
-        }
-        record = sqs_record(message, self.deployment.physical("MessagesQueue", "Arn"))
-        response = worker_app.handler({"Records": [record]}, self.context, worker=self.worker)
-        assert response == {"batchItemFailures": []}
+        self.run(command)
         return self.slack.wait_for_messages(before + 1, channel=channel, timeout=10)[before]
 
     def consent_url(self, user: str = LOCAL_USER_ID) -> str:

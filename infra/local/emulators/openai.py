@@ -29,7 +29,6 @@ import hashlib
 import json
 import math
 import re
-import socket
 import threading
 import time
 import uuid
@@ -506,38 +505,7 @@ class OpenAIEmulator(Emulator):
 
     def start(self) -> OpenAIEmulator:
         super().start()
-        assert self._server is not None
-        base_handler = self._server.RequestHandlerClass
-
-        # The base handler writes headers and body in two sends; with Nagle on, the body waits for
-        # the client's delayed ACK, some 40 ms per request. An agent loop makes many requests.
-        class NoDelayHandler(base_handler):  # type: ignore[valid-type,misc]
-            disable_nagle_algorithm = True
-
-        self._server.RequestHandlerClass = NoDelayHandler
         return self
-
-    def stop(self) -> None:
-        # serve_forever notices shutdown() only on its 0.5 s poll; throwaway connections wake it
-        # at once, so tests that start and stop an emulator do not pay half a second each.
-        server = self._server
-        if server is None:
-            return
-        address = (str(server.server_address[0]), int(server.server_address[1]))
-        stopped = threading.Event()
-
-        def wake() -> None:
-            while not stopped.wait(0.01):
-                try:
-                    socket.create_connection(address, timeout=0.5).close()
-                except OSError:
-                    return
-
-        threading.Thread(target=wake, name="OpenAIEmulator-stop", daemon=True).start()
-        try:
-            super().stop()
-        finally:
-            stopped.set()
 
     # -- HTTP routing ------------------------------------------------------------------
     def route(self, request: Request) -> Response:

@@ -25,7 +25,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -117,28 +116,6 @@ class SlackEmulator(Emulator):
             "assistant.threads.setStatus": self._assistant_threads_set_status,
         }
         self.reset()
-
-    def stop(self) -> None:
-        # serve_forever only notices shutdown() on its 0.5 s poll; throwaway connections wake
-        # it at once, so a test that starts and stops an emulator does not pay half a second.
-        server = self._server
-        if server is None:
-            return
-        address = (str(server.server_address[0]), int(server.server_address[1]))
-        stopped = threading.Event()
-
-        def wake() -> None:
-            while not stopped.wait(0.01):
-                try:
-                    socket.create_connection(address, timeout=0.5).close()
-                except OSError:
-                    return
-
-        threading.Thread(target=wake, name="SlackEmulator-stop", daemon=True).start()
-        try:
-            super().stop()
-        finally:
-            stopped.set()
 
     # -- public API --------------------------------------------------------------------
     @property

@@ -79,3 +79,19 @@ def test_chat_in_a_channel_points_to_the_dm(linked: LocalStack):
     linked.wait_until_drained()
     [reply] = linked.slack.messages(channel="C0GENERAL")
     assert reply.ephemeral and "direct messages" in reply.text
+
+
+def test_reading_a_multipart_email_gives_the_model_its_plain_text_part(linked: LocalStack):
+    assert linked.openai is not None
+    seen = len(linked.openai.requests)
+    answer = ask(linked, "What did Carol send me this week?", thread_ts="1795000000.000300")
+    assert "Offsite agenda" in answer.text
+    read_results = [
+        message["content"]
+        for request in linked.openai.requests[seen:]
+        for message in request["messages"]
+        if message["role"] == "tool" and "Agenda for the offsite" in str(message["content"])
+    ]
+    assert read_results, "the model never saw the email's text"
+    # text/plain was preferred over the HTML alternative, and nothing of the markup leaked.
+    assert "1. Roadmap" in read_results[-1] and "<b>" not in read_results[-1]

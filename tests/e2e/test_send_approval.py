@@ -167,3 +167,21 @@ def test_an_email_telling_the_agent_to_send_cannot_send_without_a_press(linked: 
         assert gmail(linked).send_count == before
     finally:
         linked.openai.script = normal
+
+
+def test_a_lost_send_is_not_repeated_even_if_gmail_replaced_its_message_id(linked: LocalStack):
+    """The retry cannot find the send by Message-ID; it finds it by X-Mailroom-Action."""
+    mailbox = gmail(linked)
+    before = mailbox.send_count
+    approval = approval_in(linked, "1796000000.000009")
+    mailbox.rewrite_message_ids = True
+    try:
+        mailbox.fail_next("messages.send", 500, after=True)
+        press(linked, approval, "approve_send")
+        linked.wait_until_drained(timeout=60)
+    finally:
+        mailbox.rewrite_message_ids = False
+    assert mailbox.send_count == before + 1
+    sent = mailbox.sent(ADA)[-1].email
+    assert sent["X-Google-Original-Message-ID"] and sent["X-Mailroom-Action"]
+    assert "Approved by" in current(linked, approval).text

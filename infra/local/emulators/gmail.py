@@ -177,6 +177,10 @@ class GmailMailbox:
         self.send_count = 0
         # Gmail insists the Subject and In-Reply-To/References fit the thread a send names.
         self.strict_threading = True
+        # Gmail's API is believed to keep a client's Message-ID, but its SMTP side is known
+        # to replace it; with this on, sends get a Gmail-made one (the original moves to
+        # X-Google-Original-Message-ID), so exactly-once code cannot rely on it alone.
+        self.rewrite_message_ids = False
         self._lock = threading.RLock()
         self._accounts: dict[str, _Account] = {}
         self._faults: dict[str, deque[_Fault]] = {}
@@ -416,6 +420,8 @@ class GmailMailbox:
         if not recipients:
             return _bad_request("Recipient address required")
         raw = _complete_headers(raw, parsed, account.email, self.emulator.clock())
+        if self.rewrite_message_ids:
+            raw = _replace_message_id(raw)
         labels = ["SENT"]
         if account.email.lower() in (r.lower() for r in recipients):
             labels += ["INBOX", "UNREAD"]  # a message to oneself also arrives
@@ -1238,3 +1244,13 @@ def _size(value: str) -> int | None:
         return None
     factor = {"": 1, "k": 1024, "m": 1024 * 1024}[match.group(2).lower()]
     return int(match.group(1)) * factor
+
+
+def _replace_message_id(raw: bytes) -> bytes:
+    message = BytesParser(policy=policy.SMTP).parsebytes(raw)
+    original = message["Message-ID"]
+    del message["Message-ID"]
+    if original:
+        message["X-Google-Original-Message-ID"] = str(original)
+    message["Message-ID"] = f"<CA+{secrets.token_hex(12)}@mail.gmail.com>"
+    return message.as_bytes()

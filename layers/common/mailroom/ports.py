@@ -69,8 +69,9 @@ class Mailbox(Protocol):
         ...
 
     def delete_draft(self, draft_id: str) -> None: ...
-    def find_by_message_id(self, message_id: str) -> str | None:
-        """The Gmail id of a message with this Message-ID header (sent or received), if any."""
+    def find_sent(self, message: OutgoingMessage) -> str | None:
+        """The Gmail id of an already sent copy of `message` (same Message-ID, or same
+        X-Mailroom-Action among recent sent mail), if there is one."""
         ...
 
     def send(self, message: OutgoingMessage) -> dict[str, Any]:

@@ -77,11 +77,30 @@ class GmailApiMailbox:
     def delete_draft(self, draft_id: str) -> None:
         self._call(self._service.users().drafts().delete(userId="me", id=draft_id))
 
-    def find_by_message_id(self, message_id: str) -> str | None:
-        query = f"rfc822msgid:{message_id.strip('<>')}"
-        listed = self._call(self._service.users().messages().list(userId="me", q=query, includeSpamTrash=True))
-        found = listed.get("messages") or []
-        return str(found[0]["id"]) if found else None
+    def find_sent(self, message: OutgoingMessage) -> str | None:
+        messages = self._service.users().messages()
+        if message.message_id:
+            query = f"rfc822msgid:{message.message_id.strip('<>')}"
+            found = self._call(messages.list(userId="me", q=query, includeSpamTrash=True)).get("messages") or []
+            if found:
+                return str(found[0]["id"])
+        if not message.action_id or not message.to:
+            return None
+        # Should a relay have replaced the Message-ID, recognise the copy by our own header
+        # among the few recent sent messages to the same recipient.
+        subject = message.subject.replace('"', " ")
+        query = f'in:sent to:{message.to[0]} subject:"{subject}" newer_than:2d'
+        for ref in self._call(messages.list(userId="me", q=query, maxResults=20)).get("messages") or []:
+            found_message = self._call(
+                messages.get(userId="me", id=ref["id"], format="metadata", metadataHeaders=["X-Mailroom-Action"])
+            )
+            headers = (found_message.get("payload") or {}).get("headers") or []
+            if any(
+                h.get("name", "").lower() == "x-mailroom-action" and h.get("value") == message.action_id
+                for h in headers
+            ):
+                return str(ref["id"])
+        return None
 
     def send(self, message: OutgoingMessage) -> dict[str, Any]:
         body = gmail_message(message, self._email)

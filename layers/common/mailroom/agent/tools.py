@@ -38,13 +38,13 @@ _NOT_SENT = {
 
 
 def send_once(mailbox: Mailbox, message: OutgoingMessage) -> str:
-    """Send `message` unless a message with its Message-ID is already in Gmail.
+    """Send `message` unless a copy of it is already in Gmail.
 
-    The Message-ID is derived from the pending action, so a redelivery or a retry after
-    a crash between Gmail accepting the send and anything recording it finds the first
-    send instead of making a second one."""
-    assert message.message_id, "a send needs its deterministic Message-ID"
-    existing = mailbox.find_by_message_id(message.message_id)
+    The Message-ID (and the X-Mailroom-Action header) derive from the pending action, so
+    a redelivery or a retry after a crash between Gmail accepting the send and anything
+    recording it finds the first send instead of making a second one."""
+    assert message.message_id and message.action_id, "a send needs its deterministic ids"
+    existing = mailbox.find_sent(message)
     if existing is not None:
         logger.info("send already done, not repeated")
         return existing
@@ -154,7 +154,7 @@ def gmail_tools(
             )
         except InvalidMessage as exc:
             return f"Not sent: {exc}"
-        return ask_then_send(message, "send_email", action_id, None)
+        return ask_then_send(dataclasses.replace(message, action_id=action_id), "send_email", action_id, None)
 
     def send_draft(
         draft_id: Annotated[str, Field(description="The draft id from create_draft")],
@@ -177,6 +177,7 @@ def gmail_tools(
             references=draft.references or None,
             thread_id=thread_id,
             message_id=deterministic_message_id(action_id),
+            action_id=action_id,
         )
         return ask_then_send(message, "send_draft", action_id, draft_id)
 

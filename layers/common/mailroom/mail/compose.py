@@ -63,6 +63,9 @@ class OutgoingMessage:
     references: str | None
     thread_id: str | None
     message_id: str | None
+    # The pending send this message is for; carried as X-Mailroom-Action so a sent copy
+    # can be recognised even if its Message-ID was replaced on the way.
+    action_id: str | None = None
 
 
 # Everything str.splitlines() breaks on (the email package refuses those in headers), the
@@ -302,6 +305,9 @@ def to_email_message(message: OutgoingMessage, sender: str | None = None) -> Ema
     msg["Date"] = format_datetime(datetime.now(UTC))
     if message.message_id:
         msg["Message-ID"] = _check_message_id(message.message_id)
+    if message.action_id:
+        _check_header_text(message.action_id, "the action id")
+        msg["X-Mailroom-Action"] = message.action_id
     if message.in_reply_to:
         msg["In-Reply-To"] = _check_reference(message.in_reply_to)
     if message.references:

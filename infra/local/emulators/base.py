@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -149,3 +150,16 @@ class Emulator:
     # -- routing ---------------------------------------------------------------------
     def route(self, request: Request) -> Response:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def serve_until_interrupted(emulator: Emulator, banner: Callable[[], str]) -> None:
+    """Run one emulator on its own (`python -m infra.local.emulators.X`) until Ctrl-C;
+    `banner` is printed once it listens (its URL is known only then)."""
+    emulator.start()
+    print(banner(), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()

@@ -29,14 +29,13 @@ import hashlib
 import json
 import math
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from infra.local.emulators.base import Emulator, Request, Response
+from infra.local.emulators.base import Emulator, Request, Response, serve_until_interrupted
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-5-mini")
 _ROLES = ("system", "assistant", "user", "function", "tool", "developer")
@@ -1246,14 +1245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default="local-openai-key")
     options = parser.parse_args(argv)
     emulator = OpenAIEmulator(options.api_key, host=options.host, port=options.port)
-    emulator.start()
-    print(f"OpenAI emulator: OPENAI_BASE_URL={emulator.base_url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    serve_until_interrupted(emulator, lambda: f"OpenAI emulator: OPENAI_BASE_URL={emulator.base_url}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.local.emulators.base import Emulator, Request, Response
+from infra.local.emulators.base import Emulator, Request, Response, serve_until_interrupted
 
 # Arguments Slack accepts as JSON-encoded strings inside a form body; decoded so that
 # `calls()` shows the same structure whichever encoding the client chose.
@@ -633,14 +633,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--team-id", default="T0LOCAL")
     options = parser.parse_args(argv)
     emulator = SlackEmulator(options.token, options.bot_user_id, options.team_id, options.host, options.port)
-    emulator.start()
-    print(f"Slack emulator: SLACK_API_URL={emulator.api_url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    serve_until_interrupted(emulator, lambda: f"Slack emulator: SLACK_API_URL={emulator.api_url}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from mailroom.agent.graph import OUT_OF_TIME, AgentContext, build_graph, compaction, final_answer
+from mailroom.agent.context import AgentContext
+from mailroom.agent.graph import OUT_OF_TIME, build_graph, compaction, final_answer
 
 
 def conversation(turns: int, tool_result: str = "r" * 2000) -> list[Any]:

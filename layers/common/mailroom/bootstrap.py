@@ -75,6 +75,8 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
     secrets = SecretStore(resolved)
     chat = _slack_chat(resolved, secrets)
 
+    oauth = Lazy(lambda: _google_oauth(resolved, secrets))
+
     def gmail_link() -> GmailLinkCommands:
         from mailroom.gmail_link import GmailLinkCommands
         from mailroom.oauth_state import OAuthStateStore
@@ -84,7 +86,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
             chat=chat,
             links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
             states=OAuthStateStore(resolved.oauth_state_table),
-            oauth=_google_oauth(resolved, secrets),
+            oauth=oauth(),
         )
 
     link = Lazy(gmail_link)
@@ -97,7 +99,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         return AgentChat(
             chat=chat,
             links=link(),
-            oauth=_google_oauth(resolved, secrets),
+            oauth=oauth(),
             checkpointer=TurnCachedSaver(
                 table_name=resolved.checkpoints_table, ttl_seconds=resolved.checkpoint_ttl_seconds
             ),

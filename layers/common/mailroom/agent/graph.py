@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.runtime import Runtime
 
+from mailroom.agent.context import AgentContext
 from mailroom.agent.prompt import SYSTEM_PROMPT
 from mailroom.errors import ToolInputError
 
@@ -31,15 +31,6 @@ OUT_OF_TIME = (
     "Ask again, or narrow it down (a sender, a date range)."
 )
 _STUB = "[older tool result removed to keep the conversation short; call the tool again if needed]"
-
-
-@dataclass(frozen=True)
-class AgentContext:
-    """Per-run facts the nodes need but the checkpoint must not keep."""
-
-    email: str
-    # time.monotonic() value after which no new model call starts.
-    deadline: float
 
 
 def build_graph(

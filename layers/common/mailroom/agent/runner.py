@@ -15,7 +15,8 @@ from langgraph.types import Interrupt
 from mailroom import approvals, replies
 from mailroom.adapters.gmail_api import GmailApiMailbox
 from mailroom.adapters.google_oauth import GoogleOAuth, GrantRevoked
-from mailroom.agent.graph import AgentContext, build_graph, final_answer, this_turn
+from mailroom.agent.context import AgentContext
+from mailroom.agent.graph import build_graph, final_answer, this_turn
 from mailroom.agent.tools import gmail_tools
 from mailroom.approvals import PendingSend
 from mailroom.commands import Command
@@ -57,6 +58,7 @@ class AgentChat:
         rate_limiter: RateLimiter | None = None,
     ):
         self._rate_limiter = rate_limiter
+        self._compiled: Any = None
         self._chat = chat
         self._links = links
         self._oauth = oauth
@@ -114,7 +116,7 @@ class AgentChat:
 
     def _resume(self, command: Command) -> None:
         # Who may press is settled from the checkpoint alone, before any Gmail access.
-        graph, config, _ = self._graph(command, "", None)
+        graph, config = self._graph(), self._config(command)
         waiting = {PendingSend.from_dict(i.value).action_id: i for i in graph.get_state(config).interrupts}
         found = waiting.get(command.action_value or "")
         if found is None:
@@ -128,7 +130,7 @@ class AgentChat:
         link = self._links.require_link(command)
         if link is None:
             return
-        graph, config, context = self._graph(command, link.email, self._oauth.credentials(link.tokens))
+        context = self._context(command, link.email, self._oauth.credentials(link.tokens))
         decision = "approve" if command.name == approvals.APPROVE else "cancel"
         if time.time() > pending.expires_at:
             decision = "expired"
@@ -147,7 +149,7 @@ class AgentChat:
             self._links.links.mark_broken(command.team_id, command.user_id)
             self._chat.post(command.channel_id, replies.link_broken(), thread_ts=command.thread_ts)
             return
-        outcome = _tool_outcome(result["messages"], pending.action_id) or decision
+        outcome = _tool_outcome(result["messages"]) or decision
         if command.message_ts:
             note = replies.approval_outcome(decision, outcome, command.user_id)
             text, blocks = approvals.decided(pending, note)
@@ -157,13 +159,11 @@ class AgentChat:
         self._ask_approval(command, _pending(result))
 
     def _turn(self, command: Command, email: str, credentials: Any) -> tuple[str, list[Interrupt]]:
-        graph, config, context = self._graph(command, email, credentials)
         with self._one_read_per_checkpoint():
-            return self._run_turn(graph, config, context, command)
+            return self._run_turn(command, self._context(command, email, credentials))
 
-    def _run_turn(
-        self, graph: Any, config: Any, context: AgentContext, command: Command
-    ) -> tuple[str, list[Interrupt]]:
+    def _run_turn(self, command: Command, context: AgentContext) -> tuple[str, list[Interrupt]]:
+        graph, config = self._graph(), self._config(command)
         # A request still waiting for a press is dropped when the user moves on: the
         # model must see every send it asked for answered before the new message.
         waiting = graph.get_state(config).interrupts
@@ -186,21 +186,30 @@ class AgentChat:
         turn = getattr(self._checkpointer, "turn", None)
         return turn() if turn is not None else contextlib.nullcontext()
 
-    def _graph(self, command: Command, email: str, credentials: Any) -> tuple[Any, Any, AgentContext]:
-        mailbox = GmailApiMailbox(credentials, self._settings.gmail_api_url, email)
-        tools = gmail_tools(
-            mailbox,
+    def _graph(self) -> Any:
+        """The compiled graph, built once per worker: it is the same for every user, whose
+        mailbox comes with each run's context (compiling costs ~20 ms)."""
+        if self._compiled is None:
+            self._compiled = build_graph(
+                self._chat_model(), gmail_tools(), self._checkpointer, keep_turns=self._settings.keep_turns
+            )
+        return self._compiled
+
+    def _config(self, command: Command) -> dict[str, Any]:
+        return {
+            "configurable": {"thread_id": command.conversation_id},
+            "recursion_limit": self._settings.recursion_limit,
+        }
+
+    def _context(self, command: Command, email: str, credentials: Any) -> AgentContext:
+        return AgentContext(
+            email=email,
+            deadline=time.monotonic() + self._seconds_left() - self._settings.time_margin_seconds,
+            mailbox=GmailApiMailbox(credentials, self._settings.gmail_api_url, email),
             owner=command.user_id,
             conversation_id=command.conversation_id,
             approval_ttl_seconds=self._settings.approval_ttl_seconds,
         )
-        graph = build_graph(self._chat_model(), tools, self._checkpointer, keep_turns=self._settings.keep_turns)
-        config = {
-            "configurable": {"thread_id": command.conversation_id},
-            "recursion_limit": self._settings.recursion_limit,
-        }
-        deadline = time.monotonic() + self._seconds_left() - self._settings.time_margin_seconds
-        return graph, config, AgentContext(email=email, deadline=deadline)
 
     def _post_answer(self, command: Command, answer: str, placeholder: str | None) -> None:
         if not answer and placeholder is None:
@@ -250,7 +259,7 @@ def this_turn_after_resume(messages: Any) -> Any:
     return []
 
 
-def _tool_outcome(messages: Any, action_id: str) -> str | None:
+def _tool_outcome(messages: Any) -> str | None:
     """What the send tool reported (sent with its Gmail id, or why not)."""
     for message in reversed(messages):
         if isinstance(message, ToolMessage) and message.name in ("send_email", "send_draft"):

@@ -13,9 +13,11 @@ import time
 from typing import Annotated, Any
 
 from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool
+from langgraph.runtime import get_runtime
 from langgraph.types import interrupt
 from pydantic import Field
 
+from mailroom.agent.context import AgentContext
 from mailroom.approvals import PendingSend, action_id_for
 from mailroom.errors import ToolInputError
 from mailroom.mail.compose import InvalidMessage, OutgoingMessage, build_message, deterministic_message_id
@@ -53,15 +55,22 @@ def send_once(mailbox: Mailbox, message: OutgoingMessage) -> str:
     return str(sent["id"])
 
 
-def gmail_tools(
-    mailbox: Mailbox, *, owner: str = "", conversation_id: str = "", approval_ttl_seconds: float = 24 * 3600
-) -> list[BaseTool]:
+def _run() -> tuple[AgentContext, Mailbox]:
+    """This run's context and the user's mailbox: the tools are built once and shared,
+    so who they act for comes from the run, never from the tool itself."""
+    context = get_runtime(AgentContext).context
+    assert context.mailbox is not None, "the agent runs with the user's mailbox"
+    return context, context.mailbox
+
+
+def gmail_tools() -> list[BaseTool]:
     def ask_then_send(message: OutgoingMessage, kind: Any, action_id: str, draft_id: str | None) -> str:
+        context, mailbox = _run()
         now = time.time()
         pending = PendingSend(
             action_id=action_id,
             kind=kind,
-            owner=owner,
+            owner=context.owner,
             to=message.to,
             cc=message.cc,
             bcc=message.bcc,
@@ -69,7 +78,7 @@ def gmail_tools(
             body=message.body,
             draft_id=draft_id,
             created_at=now,
-            expires_at=now + approval_ttl_seconds,
+            expires_at=now + context.approval_ttl_seconds,
         )
         # The graph stops here until the user presses Approve or Cancel; the press
         # resumes it, and this tool runs again from the top with the decision.
@@ -91,6 +100,7 @@ def gmail_tools(
         max_results: Annotated[int, Field(description="How many messages at most (1-25)", ge=1, le=25)] = 10,
     ) -> str:
         """Search the user's Gmail. Returns id, thread id, from, to, subject, date, snippet and unread for each."""
+        _, mailbox = _run()
         results = mailbox.search(query, min(max(max_results, 1), MAX_SEARCH_RESULTS))
         if not results:
             return f"No messages match {query!r}."
@@ -98,10 +108,12 @@ def gmail_tools(
 
     def read_email(message_id: Annotated[str, Field(description="The message id from search_emails")]) -> str:
         """Read one email: headers, readable text body, attachment names and sizes."""
+        _, mailbox = _run()
         return _untrusted(render_for_agent(mailbox.read(message_id)))
 
     def read_thread(thread_id: Annotated[str, Field(description="The thread id from search_emails")]) -> str:
         """Read a whole conversation thread, oldest first, condensed."""
+        _, mailbox = _run()
         return _untrusted(condense_thread(mailbox.thread(thread_id)))
 
     def create_draft(
@@ -113,6 +125,7 @@ def gmail_tools(
         reply_to_message_id: Annotated[str, Field(description="Message id this replies to, if a reply")] = "",
     ) -> str:
         """Create a Gmail draft (not sent). As a reply it lands in the original thread."""
+        _, mailbox = _run()
         original = mailbox.read(reply_to_message_id) if reply_to_message_id else None
         try:
             message = build_message(
@@ -139,8 +152,9 @@ def gmail_tools(
         reply_to_message_id: Annotated[str, Field(description="Message id this replies to, if a reply")] = "",
     ) -> str:
         """Send an email. It is not sent at once: the user sees it in Slack and must press Approve."""
+        context, mailbox = _run()
         original = mailbox.read(reply_to_message_id) if reply_to_message_id else None
-        action_id = action_id_for(conversation_id, tool_call_id)
+        action_id = action_id_for(context.conversation_id, tool_call_id)
         try:
             message = build_message(
                 sender=mailbox.address(),
@@ -161,8 +175,9 @@ def gmail_tools(
         tool_call_id: Annotated[str, InjectedToolCallId],
     ) -> str:
         """Send one of the user's Gmail drafts. The user must press Approve in Slack first."""
+        context, mailbox = _run()
         draft, thread_id = mailbox.draft(draft_id)
-        action_id = action_id_for(conversation_id, tool_call_id)
+        action_id = action_id_for(context.conversation_id, tool_call_id)
         try:
             # Sent as a new message carrying the draft's content and threading, so that
             # it has the Message-ID derived from this action (see send_once).

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
+from mailroom.adapters.aws import LazyClient
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,9 @@ class OAuthStateStore:
         clock: Callable[[], float] = time.time,
     ):
         self._table_name = table_name
-        self._client = client
+        self._dynamodb = LazyClient("dynamodb", client)
         self._ttl_seconds = ttl_seconds
         self._clock = clock
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("dynamodb")
-        return self._client
 
     def save(
         self,
@@ -81,7 +75,7 @@ class OAuthStateStore:
         }
         if thread_ts:
             item["thread_ts"] = {"S": thread_ts}
-        self.client.put_item(
+        self._dynamodb().put_item(
             TableName=self._table_name,
             Item=item,
             ConditionExpression="attribute_not_exists(#s)",
@@ -95,14 +89,14 @@ class OAuthStateStore:
         if not state or len(state) > 200:
             return None
         try:
-            deleted = self.client.delete_item(
+            deleted = self._dynamodb().delete_item(
                 TableName=self._table_name,
                 Key={"state": {"S": _digest(state)}},
                 ConditionExpression="attribute_exists(#s)",
                 ExpressionAttributeNames={"#s": "state"},
                 ReturnValues="ALL_OLD",
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
+        except self._dynamodb().exceptions.ConditionalCheckFailedException:
             return None
         item = deleted.get("Attributes")
         if not item or int(item["expires_at"]["N"]) < self._clock():

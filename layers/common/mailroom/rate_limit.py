@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
+from mailroom.adapters.aws import LazyClient
 
 
 class RateLimiter:
@@ -26,20 +26,14 @@ class RateLimiter:
         self._table_name = table_name
         self._limit = limit
         self._window = window_seconds
-        self._client = client
+        self._dynamodb = LazyClient("dynamodb", client)
         self._clock = clock
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("dynamodb")
-        return self._client
 
     def allow(self, team_id: str, user_id: str) -> bool:
         """Count one turn for this user; False when the window's limit is reached."""
         window_start = int(self._clock()) // self._window * self._window
         try:
-            self.client.update_item(
+            self._dynamodb().update_item(
                 TableName=self._table_name,
                 Key={"pk": {"S": f"chat#{team_id}#{user_id}#{window_start}"}},
                 UpdateExpression="ADD turns :one SET expires_at = :expires",
@@ -50,7 +44,7 @@ class RateLimiter:
                     ":expires": {"N": str(window_start + 2 * self._window)},
                 },
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
+        except self._dynamodb().exceptions.ConditionalCheckFailedException:
             return False
         return True
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from mailroom.adapters.aws import LazyClient
 from mailroom.errors import ConfigurationError, MailroomError, TransientError
 from mailroom.observability import logger
 
@@ -120,7 +121,7 @@ class TokenVault:
             raise ConfigurationError("TOKENS_KEY_ARN must be a KMS key ARN (not an alias or key id)")
         self._table_name = table_name
         self._key_arn = key_arn
-        self._dynamodb = dynamodb_client
+        self._dynamodb_client = LazyClient("dynamodb", dynamodb_client)
         self._kms_client_factory = kms_client_factory
         self._sdk: Any | None = None
         self._provider: Any | None = None
@@ -129,11 +130,7 @@ class TokenVault:
 
     @property
     def dynamodb(self) -> Any:
-        if self._dynamodb is None:
-            import boto3
-
-            self._dynamodb = boto3.client("dynamodb")
-        return self._dynamodb
+        return self._dynamodb_client()
 
     def _crypto(self) -> tuple[Any, Any]:
         """The Encryption SDK client and key provider, built once."""

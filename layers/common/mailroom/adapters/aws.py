@@ -1,0 +1,23 @@
+"""boto3 clients for the adapters, made on first use and then kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LazyClient:
+    """Call it for the client. Nothing is built at import or construction (cold start,
+    SnapStart snapshots), and a warm Lambda reuses the one it built. An injected client
+    (tests, benchmarks) is used as is."""
+
+    def __init__(self, service: str, client: Any | None = None, config: Any | None = None):
+        self._service = service
+        self._client = client
+        self._config = config
+
+    def __call__(self) -> Any:
+        if self._client is None:
+            import boto3  # the first call pays for it, not the module that imports us
+
+            self._client = boto3.client(self._service, config=self._config)  # type: ignore[call-overload]
+        return self._client

@@ -64,13 +64,13 @@ class LocalStack:
         secrets = dict(self.options.secrets)
         endpoints = dict(self.options.endpoints)
         if "SLACK_BOT_TOKEN" not in secrets:
-            self.slack = SlackEmulator(bot_user_id=LOCAL_BOT_USER_ID, team_id=LOCAL_TEAM_ID).start()  # type: ignore[assignment]
+            self.slack = SlackEmulator(bot_user_id=LOCAL_BOT_USER_ID, team_id=LOCAL_TEAM_ID).start()
             assert self.slack is not None
             secrets.setdefault("SLACK_SIGNING_SECRET", LOCAL_SIGNING_SECRET)
             secrets["SLACK_BOT_TOKEN"] = self.slack.bot_token
             endpoints["SLACK_API_URL"] = self.slack.api_url
         if "GOOGLE_CLIENT_ID" not in secrets:
-            self.google = GoogleEmulator().start()  # type: ignore[assignment]
+            self.google = GoogleEmulator().start()
             assert self.google is not None
             secrets["GOOGLE_CLIENT_ID"] = self.google.client_id
             secrets["GOOGLE_CLIENT_SECRET"] = self.google.client_secret

@@ -7,7 +7,7 @@ import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -66,7 +66,7 @@ class Emulator:
         self.lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self) -> Emulator:
+    def start(self) -> Self:
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,7 +132,7 @@ class Emulator:
             stopped.set()
         self._server = None
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

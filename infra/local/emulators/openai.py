@@ -502,10 +502,6 @@ class OpenAIEmulator(Emulator):
             self.decisions.clear()
             self._faults.clear()
 
-    def start(self) -> OpenAIEmulator:
-        super().start()
-        return self
-
     # -- HTTP routing ------------------------------------------------------------------
     def route(self, request: Request) -> Response:
         try:

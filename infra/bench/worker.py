@@ -360,7 +360,7 @@ class Bench:
         else:
             # The agent edits its placeholder into the answer; the failure and busy
             # replies quote the event id as their reference.
-            refusals = (replies.needs_gmail(), replies.link_broken(), replies.not_ready("chat"))
+            refusals = (replies.needs_gmail(), replies.link_broken())
             wrong = answer.edits < 1 or event_id in answer.text or answer.text in refusals
         if wrong:
             raise BenchError(f"{text!r} was not answered as expected: {answer.text[:300]!r} (see {LOG_PATH})")

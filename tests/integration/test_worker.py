@@ -182,3 +182,11 @@ def _store():
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     return DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
+
+
+def test_a_command_this_version_does_not_know_gets_an_honest_answer(worker, queue, slack, lambda_context):
+    unknown = command("hello", "EvNEWER").model_copy(update={"name": "summarise-calendar"})
+    response = app.handler(queue(unknown), lambda_context, worker=worker)
+    assert failed_ids(response) == []
+    [reply] = slack.messages(channel=LOCAL_DM_CHANNEL)
+    assert "`summarise-calendar`" in reply.text and "hello" in reply.text

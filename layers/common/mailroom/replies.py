@@ -37,11 +37,8 @@ def hello() -> tuple[str, Blocks]:
     return f"{intro}\n\n{COMMANDS_HELP}\n\n{EXAMPLES}", blocks
 
 
-def not_ready(command: str) -> str:
-    return (
-        f"`{command}` is not available in this version of Mailroom yet. "
-        "For now I can answer `hello`; the rest is on its way."
-    )
+def unknown_command(command: str) -> str:
+    return f"I don't know how to do `{command}`. Send `hello` to see what I can do."
 
 
 def failure(reference: str) -> str:

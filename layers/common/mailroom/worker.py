@@ -42,7 +42,9 @@ class CommandRouter:
         elif command.kind == "message" and command.name == "hello":
             self.hello(command)
         else:
-            self._chat.post(command.channel_id, replies.not_ready(command.name), thread_ts=command.thread_ts)
+            # Only a message queued by another version of Mailroom (mid-deploy) gets here.
+            logger.warning("no handler for the command", extra={"command": command.name})
+            self._chat.post(command.channel_id, replies.unknown_command(command.name), thread_ts=command.thread_ts)
 
     def hello(self, command: Command) -> None:
         text, blocks = replies.hello()

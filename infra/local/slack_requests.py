@@ -98,7 +98,8 @@ def block_action(
         "channel": {"id": LOCAL_DM_CHANNEL, "name": "directmessage"},
         "message": {"ts": message_ts, "thread_ts": thread_ts, "type": "message"},
         "response_url": "http://127.0.0.1:9/unused",
-        "trigger_id": f"{_next_id()}.local",
+        # Slack-shaped (<n>.<n>.<hex>); the emulator reads the first part as the issue time.
+        "trigger_id": f"{int(time.time() * 1000)}.{_next_id()}.local",
         "actions": [
             {
                 "type": "button",
@@ -108,6 +109,20 @@ def block_action(
                 "action_ts": f"{time.time():.6f}",
             }
         ],
+    }
+
+
+def view_submission(view: dict[str, Any], values: dict[str, str], user: str = LOCAL_USER_ID) -> dict[str, Any]:
+    """A `view_submission` payload: the modal `view` (as views.open/update stored it)
+    submitted with `values` typed into its inputs (block id = action id, as our modals use)."""
+    state = {"values": {key: {key: {"type": "plain_text_input", "value": value}} for key, value in values.items()}}
+    return {
+        "type": "view_submission",
+        "team": {"id": LOCAL_TEAM_ID, "domain": "local"},
+        "user": {"id": user, "username": "ada", "team_id": LOCAL_TEAM_ID},
+        "api_app_id": "A0MAILROOM",
+        "trigger_id": f"{int(time.time() * 1000)}.{_next_id()}.local",
+        "view": {**view, "state": state, "hash": f"{time.time():.6f}"},
     }
 
 

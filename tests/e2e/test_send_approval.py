@@ -68,6 +68,7 @@ def test_asking_to_send_shows_the_exact_message_and_sends_nothing(linked: LocalS
     assert "bob@example.com" in text and "Re: Project Falcon kickoff" in text and "Thursday works" in text
     assert {e["action_id"] for b in approval.blocks for e in b.get("elements", []) if "action_id" in e} == {
         "approve_send",
+        "edit_send",
         "cancel_send",
     }
     assert gmail(linked).send_count == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +40,8 @@ class Request:
 
 class Response:
     def __init__(self, status: int = 200, body: bytes | str | Any = b"", headers: dict[str, str] | None = None):
+        # True: answer nothing and reset the connection (a fault: the client sees ECONNRESET).
+        self.reset = False
         self.status = status
         self.headers = dict(headers or {})
         if isinstance(body, bytes):
@@ -90,6 +93,12 @@ class Emulator:
                     response = emulator.route(request)
                 except Exception as exc:  # an emulator bug should be visible, not hang a client
                     response = Response(500, {"error": f"emulator error: {exc!r}"})
+                if response.reset:
+                    # Drop the connection with a TCP RST and no answer, as a network fault would.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                    return
                 self.send_response(response.status)
                 for name, value in response.headers.items():
                     self.send_header(name, value)

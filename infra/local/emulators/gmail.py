@@ -17,7 +17,8 @@ Search (`q`) follows Gmail's syntax: see `search()`. Words match whole words, ca
 accent-insensitively, as Gmail does. Dates in after:/before: are read as UTC.
 
 Test hooks: `seed`, `add_message`, `sent`, `drafts`, `message`, `send_count` and
-`fail_next` (Google's JSON error shape, optionally after the call took effect).
+`fail_next` (Google's JSON error shape, a timeout or a connection reset, each before or
+after the call took effect).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import unicodedata
 from collections import deque
 from collections.abc import Iterable
@@ -167,6 +169,9 @@ class _Fault:
     status: int
     reason: str
     after: bool
+    # "http": Google's error JSON; "timeout": no answer until after the client gave up;
+    # "reset": the connection is reset without an answer.
+    kind: str = "http"
 
 
 class GmailMailbox:
@@ -181,6 +186,8 @@ class GmailMailbox:
         # to replace it; with this on, sends get a Gmail-made one (the original moves to
         # X-Google-Original-Message-ID), so exactly-once code cannot rely on it alone.
         self.rewrite_message_ids = False
+        # How long a "timeout" fault holds its answer (above the client's timeout).
+        self.stall_seconds = 2.0
         self._lock = threading.RLock()
         self._accounts: dict[str, _Account] = {}
         self._faults: dict[str, deque[_Fault]] = {}
@@ -248,6 +255,23 @@ class GmailMailbox:
                 message.thread_id = self._incoming_thread(account, message) or message.id
             return message.id
 
+    def add_draft(self, account_email: str, raw: bytes, thread_id: str | None = None) -> str:
+        """Store `raw` as a draft (as if written in Gmail); returns the draft id."""
+        with self._lock:
+            account = self._account(account_email)
+            draft = StoredDraft(f"r{secrets.randbelow(10**19):019d}", self._draft_message(account, raw, thread_id))
+            account.drafts[draft.id] = draft
+            return draft.id
+
+    def set_draft(self, account_email: str, draft_id: str, raw: bytes) -> None:
+        """Change a draft's content (as if edited in Gmail): same draft id, a new message id."""
+        with self._lock:
+            account = self._account(account_email)
+            draft = account.drafts[draft_id]
+            thread_id = draft.message.thread_id if draft.message.thread_id != draft.message.id else None
+            account.messages.pop(draft.message.id, None)
+            draft.message = self._draft_message(account, raw, thread_id)
+
     def sent(self, account_email: str) -> list[StoredMessage]:
         """Messages sent through messages.send or drafts.send, oldest first."""
         with self._lock:
@@ -262,19 +286,32 @@ class GmailMailbox:
             return self._account(account_email).messages[message_id]
 
     def fail_next(
-        self, method_id: str, status: int, times: int = 1, reason: str | None = None, *, after: bool = False
+        self,
+        method_id: str,
+        status: int = 503,
+        times: int = 1,
+        reason: str | None = None,
+        *,
+        after: bool = False,
+        kind: str = "http",
     ) -> None:
         """Answer the next `times` calls of `method_id` with Google's error JSON.
 
         `reason` defaults by status (429 rateLimitExceeded, 403 userRateLimitExceeded, 5xx
         backendError). With `after=True` the call takes effect first and only its answer is
         lost, as when a send succeeds but the connection drops.
+
+        `kind="timeout"` holds the answer for `stall_seconds` (set it above the client's
+        timeout); `kind="reset"` resets the connection without answering. Either way,
+        with `after=True` the call has taken effect, otherwise it has not.
         """
+        if kind not in ("http", "timeout", "reset"):
+            raise ValueError(f"not a fault kind: {kind}")
         if not method_id.startswith("gmail."):
             method_id = f"gmail.users.{method_id}"
         if method_id not in self._methods:
             raise ValueError(f"not a mailbox method: {method_id}")
-        fault = _Fault(status, reason or _DEFAULT_REASON.get(status, "backendError"), after)
+        fault = _Fault(status, reason or _DEFAULT_REASON.get(status, "backendError"), after, kind)
         with self._lock:
             self._faults.setdefault(method_id, deque()).extend(fault for _ in range(times))
 
@@ -354,11 +391,18 @@ class GmailMailbox:
                 queue = self._faults.get(method_id)
                 fault = queue.popleft() if queue else None
             if fault is not None and not fault.after:
-                return _fault_response(fault)
+                return self._transport_fault(fault)
             response = handler(request, caller, params)
-            return _fault_response(fault) if fault is not None else response
+            return self._transport_fault(fault) if fault is not None else response
 
         return serve
+
+    def _transport_fault(self, fault: _Fault) -> Response:
+        if fault.kind == "timeout":
+            time.sleep(self.stall_seconds)  # the client has given up by now; this answer goes nowhere
+        response = _fault_response(fault)
+        response.reset = fault.kind == "reset"
+        return response
 
     # -- messages -------------------------------------------------------------------------
     def _list_messages(self, request: Request, caller: GmailCaller, params: dict[str, str]) -> Response:

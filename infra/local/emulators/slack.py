@@ -35,7 +35,7 @@ from infra.local.emulators.base import Emulator, Request, Response, serve_until_
 
 # Arguments Slack accepts as JSON-encoded strings inside a form body; decoded so that
 # `calls()` shows the same structure whichever encoding the client chose.
-_JSON_ARGS = frozenset({"blocks", "attachments", "chunks", "metadata", "loading_messages", "unfurls"})
+_JSON_ARGS = frozenset({"blocks", "attachments", "chunks", "metadata", "loading_messages", "unfurls", "view"})
 
 _MAX_BLOCKS = 50  # Slack rejects more than 50 blocks in one message with invalid_blocks
 
@@ -114,7 +114,11 @@ class SlackEmulator(Emulator):
             "conversations.open": self._conversations_open,
             "users.info": self._users_info,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
         }
+        self._views: dict[str, dict[str, Any]] = {}
+        self._used_triggers: set[str] = set()
         self.reset()
 
     # -- public API --------------------------------------------------------------------
@@ -186,6 +190,7 @@ class SlackEmulator(Emulator):
             self._statuses.clear()
             self._open_dms.clear()
             self._users.clear()
+            self._views.clear()
             self.add_user(self.bot_user_id, name="mailroom", real_name="Mailroom", is_bot=True)
             self._changed.notify_all()
 
@@ -210,6 +215,11 @@ class SlackEmulator(Emulator):
             if message is not None:
                 return list(message.reactions)
             return list(self._foreign_reactions.get((channel, ts), []))
+
+    def views(self) -> dict[str, dict[str, Any]]:
+        """Modals opened with views.open, by view id, as they stand now."""
+        with self.lock:
+            return copy.deepcopy(self._views)
 
     def thread_status(self, channel_id: str, thread_ts: str) -> str | None:
         """The last assistant.threads.setStatus status for a thread ("" once cleared)."""
@@ -542,6 +552,29 @@ class SlackEmulator(Emulator):
             raise SlackError("user_not_found")
         return {"user": self._users.get(user) or self._user_object(user)}
 
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        _check_trigger(args.get("trigger_id"), self._used_triggers)
+        view = _check_view(args.get("view"))
+        view_id = "V" + hashlib.sha256(f"{len(self._views)}:{time.time_ns()}".encode()).hexdigest()[:10].upper()
+        stored = {**view, "id": view_id, "team_id": self.team_id, "hash": f"{time.time():.6f}", "state": {"values": {}}}
+        self._views[view_id] = stored
+        return {"view": copy.deepcopy(stored)}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id = args.get("view_id")
+        if not view_id and not args.get("external_id"):
+            raise SlackError("invalid_arguments")
+        current = self._views.get(str(view_id))
+        if current is None:
+            raise SlackError("not_found")
+        if args.get("hash") and args["hash"] != current["hash"]:
+            raise SlackError("hash_conflict")
+        view = _check_view(args.get("view"))
+        stored = {**view, "id": current["id"], "team_id": self.team_id, "hash": f"{time.time():.6f}"}
+        stored["state"] = {"values": {}}
+        self._views[current["id"]] = stored
+        return {"view": copy.deepcopy(stored)}
+
     def _assistant_threads_set_status(self, args: dict[str, Any]) -> dict[str, Any]:
         channel_id = args.get("channel_id")
         if not channel_id:
@@ -551,6 +584,53 @@ class SlackEmulator(Emulator):
             raise SlackError("invalid_arguments")
         self._statuses[(str(channel_id), str(thread_ts))] = str(args["status"])
         return {}
+
+
+# -- views (modals) ----------------------------------------------------------------------
+TRIGGER_LIFETIME_SECONDS = 3.0  # Slack: "pass a valid trigger_id within 3 seconds of receiving it"
+
+
+# views.open takes a trigger id (<issued ms>.<n>.<hex> here) once, within 3 s; views.update
+# takes the view_id views.open returned. Both check the view as Slack does.
+
+
+def _check_view(view: Any) -> dict[str, Any]:
+    if isinstance(view, str):
+        try:
+            view = json.loads(view)
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        raise SlackError("invalid_arguments")
+    title = view.get("title")
+    if not isinstance(title, dict) or title.get("type") != "plain_text" or not 0 < len(str(title.get("text"))) <= 24:
+        raise SlackError("invalid_arguments")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > 100:
+        raise SlackError("invalid_arguments")
+    _check_blocks(blocks)
+    if any(b.get("type") == "input" for b in blocks) and not isinstance(view.get("submit"), dict):
+        raise SlackError("invalid_arguments")  # a modal with inputs needs a submit button
+    if len(str(view.get("private_metadata") or "")) > 3000 or len(str(view.get("callback_id") or "")) > 255:
+        raise SlackError("invalid_arguments")
+    for block in blocks:
+        element = block.get("element") if block.get("type") == "input" else None
+        if isinstance(element, dict) and len(str(element.get("initial_value") or "")) > 3000:
+            raise SlackError("invalid_arguments")
+    return view
+
+
+def _check_trigger(trigger_id: Any, used: set[str]) -> None:
+    if not isinstance(trigger_id, str) or not trigger_id:
+        raise SlackError("invalid_arguments")
+    issued = trigger_id.split(".", 1)[0]
+    if not issued.isdigit():
+        raise SlackError("invalid_trigger_id")
+    if trigger_id in used:
+        raise SlackError("exchanged_trigger_id")
+    if time.time() - int(issued) / 1000 > TRIGGER_LIFETIME_SECONDS:
+        raise SlackError("expired_trigger_id")
+    used.add(trigger_id)
 
 
 # -- module helpers ---------------------------------------------------------------------
@@ -589,7 +669,29 @@ def _blocks(value: Any) -> list[Any]:
         raise SlackError("invalid_blocks")
     if any(not isinstance(b, dict) or not isinstance(b.get("type"), str) for b in value):
         raise SlackError("invalid_blocks")
+    _check_blocks(value)
     return value
+
+
+def _check_blocks(blocks: list[Any]) -> None:
+    """Slack's text limits: a section's text 3,000 characters, at most 10 fields of 2,000;
+    text objects are never empty; a context holds at most 10 elements."""
+    for block in blocks:
+        text = block.get("text") if block.get("type") == "section" else None
+        if text is not None and not _text_fits(text, 3000):
+            raise SlackError("invalid_blocks")
+        fields = block.get("fields") or []
+        if len(fields) > 10 or not all(_text_fits(f, 2000) for f in fields):
+            raise SlackError("invalid_blocks")
+        if block.get("type") == "context" and len(block.get("elements") or []) > 10:
+            raise SlackError("invalid_blocks")
+
+
+def _text_fits(text: Any, limit: int) -> bool:
+    if not isinstance(text, dict) or text.get("type") not in ("plain_text", "mrkdwn"):
+        return False
+    value = text.get("text")
+    return isinstance(value, str) and 0 < len(value) <= limit
 
 
 def _append_stream_content(message: PostedMessage, args: dict[str, Any]) -> None:

@@ -1,39 +1,52 @@
-"""Sending needs the user's Approve: the pending send, its Slack message, the decision.
+"""What a send tool asks the user to approve: the exact message, its ids and its hash.
 
-A send tool stops the graph (LangGraph `interrupt`) with a `PendingSend`: the exact
-message that would go out. The worker posts it with Approve and Cancel buttons whose
-value is the pending action's id; a press resumes the graph with a `Decision`.
+A send tool stops the graph (LangGraph `interrupt`) with a `PendingSend`, the exact
+message that would go out (it lives in the checkpoint, never in the approval record,
+which keeps only its hash). The worker shows it on a card whose buttons carry the
+action id; a press is looked up by that id in the approval record
+(`mailroom.approval_record`), which alone decides whether anything is sent.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from mailroom.replies import Blocks
+from mailroom.mail.compose import OutgoingMessage
 
 APPROVE = "approve_send"
 CANCEL = "cancel_send"
+EDIT = "edit_send"
+EDIT_SUBMIT = "edit_send_submit"  # the modal's callback_id (a view_submission)
 
-DecisionName = Literal["approve", "cancel", "expired", "superseded"]
-_PREVIEW_CHARS = 1500
+Kind = Literal["send_email", "send_draft"]
 
 
 @dataclass(frozen=True)
 class PendingSend:
     action_id: str
-    kind: Literal["send_email", "send_draft"]
-    # The Slack user who asked; only they may approve.
+    kind: Kind
     owner: str
+    from_: str
     to: tuple[str, ...]
     cc: tuple[str, ...]
     bcc: tuple[str, ...]
     subject: str
     body: str
-    draft_id: str | None
-    created_at: float
+    message_hash: str
     expires_at: float
+    # Threading: the message this replies to (its Message-ID) and Gmail thread.
+    in_reply_to: str | None = None
+    references: str | None = None
+    thread_id: str | None = None
+    # A draft: its id, whether it has an HTML part, its attachments (name, bytes).
+    draft_id: str | None = None
+    has_html: bool = False
+    attachments: tuple[tuple[str, int], ...] = field(default_factory=tuple)
+    # Why this card follows an earlier one ("edited", "draft_changed"), if it does.
+    follows: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,74 +56,53 @@ class PendingSend:
         fields = dict(data)
         for name in ("to", "cc", "bcc"):
             fields[name] = tuple(fields.get(name) or ())
+        fields["attachments"] = tuple(tuple(a) for a in fields.get("attachments") or ())
         return cls(**fields)
 
+    def outgoing(self) -> OutgoingMessage:
+        """The message `messages.send` sends (for send_email), exactly as shown."""
+        from mailroom.mail.compose import deterministic_message_id
 
-def action_id_for(conversation_id: str, tool_call_id: str) -> str:
-    """Stable across the tool's re-execution on resume, and unguessable from outside."""
-    return "send-" + hashlib.sha256(f"{conversation_id}\n{tool_call_id}".encode()).hexdigest()[:32]
-
-
-def _mrkdwn_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _fields(pending: PendingSend) -> list[dict[str, Any]]:
-    rows = [("To", pending.to), ("Cc", pending.cc), ("Bcc", pending.bcc)]
-    fields = [
-        {"type": "mrkdwn", "text": f"*{name}:*\n{_mrkdwn_escape(', '.join(values))}"} for name, values in rows if values
-    ]
-    fields.append({"type": "mrkdwn", "text": f"*Subject:*\n{_mrkdwn_escape(pending.subject) or '(none)'}"})
-    return fields
-
-
-def _preview(body: str) -> str:
-    text = body if len(body) <= _PREVIEW_CHARS else body[:_PREVIEW_CHARS] + "…"
-    quoted = "\n".join("> " + line if line else ">" for line in _mrkdwn_escape(text).splitlines())
-    return quoted or "> (empty body)"
+        return OutgoingMessage(
+            to=self.to,
+            cc=self.cc,
+            bcc=self.bcc,
+            subject=self.subject,
+            body=self.body,
+            in_reply_to=self.in_reply_to,
+            references=self.references,
+            thread_id=self.thread_id,
+            message_id=deterministic_message_id(self.action_id),
+            action_id=self.action_id,
+        )
 
 
-def approval_request(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
-    what = "this draft" if pending.kind == "send_draft" else "this email"
-    blocks: Blocks = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Send {what}?* Nothing goes out until you approve."}},
-        {"type": "section", "fields": _fields(pending)},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _preview(pending.body)}},
-        {
-            "type": "actions",
-            "block_id": "approval",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": APPROVE,
-                    "style": "primary",
-                    "text": {"type": "plain_text", "text": "Approve and send"},
-                    "value": pending.action_id,
-                },
-                {
-                    "type": "button",
-                    "action_id": CANCEL,
-                    "style": "danger",
-                    "text": {"type": "plain_text", "text": "Cancel"},
-                    "value": pending.action_id,
-                },
-            ],
-        },
-        {
-            "type": "context",
-            "elements": [
-                {"type": "mrkdwn", "text": f"Only <@{pending.owner}> can approve. Expires in {hours:g} hours."}
-            ],
-        },
-    ]
-    return f"Send {what} to {', '.join(pending.to)}? Subject: {pending.subject}", blocks
+def action_id_for(conversation_id: str, task_path: str, tool_call_id: str) -> str:
+    """Unique per request, stable across the tool's re-execution on resume.
+
+    `task_path` is LangGraph's checkpoint namespace of the tools task ("tools:<task id>"):
+    a task id is derived from its checkpoint, so it is new for every model answer yet the
+    same when that task re-runs after a resume. The tool-call id alone is not enough:
+    OpenAI-compatible servers may reuse ids like "call_0" in every answer."""
+    seed = f"{conversation_id}\n{task_path}\n{tool_call_id}"
+    return "send-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
-def decided(pending: PendingSend, outcome: str) -> tuple[str, Blocks]:
-    """The approval message once decided: the same summary, the buttons replaced by the outcome."""
-    blocks: Blocks = [
-        {"type": "section", "fields": _fields(pending)},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _preview(pending.body)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": outcome}]},
-    ]
-    return outcome, blocks
+def next_action_id(action_id: str, version: int) -> str:
+    """The id of the request that replaces `action_id` (after an edit or a changed draft)."""
+    return f"{action_id.split('.', 1)[0]}.{version}" if version else action_id.split(".", 1)[0]
+
+
+def message_hash(message: OutgoingMessage) -> str:
+    """A hash of everything that decides what goes out of a composed message."""
+    canonical = {
+        "to": list(message.to),
+        "cc": list(message.cc),
+        "bcc": list(message.bcc),
+        "subject": message.subject,
+        "body": message.body,
+        "in_reply_to": message.in_reply_to,
+        "references": message.references,
+        "thread_id": message.thread_id,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

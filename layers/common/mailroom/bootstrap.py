@@ -39,11 +39,15 @@ class Lazy(Generic[T]):
 
 
 def build_ingress(settings: IngressSettings | None = None) -> Ingress:
+    from mailroom.adapters.slack_modals import SlackModals
     from mailroom.adapters.sqs_queue import SqsQueue
     from mailroom.ingress import Ingress
 
     settings = settings or IngressSettings.from_environment()
-    return Ingress(settings, SecretStore(settings), SqsQueue(settings.queue_url))
+    secrets = SecretStore(settings)
+    # The Edit button's modal must be opened within 3 s of the press: by the ingress.
+    modals = SlackModals(lambda: secrets.get("SLACK_BOT_TOKEN"), settings.slack_api_url)
+    return Ingress(settings, secrets, SqsQueue(settings.queue_url), modals=modals)
 
 
 def _slack_chat(settings: CommonSettings, secrets: SecretStore) -> SlackChat:
@@ -65,7 +69,8 @@ def _google_oauth(settings: WorkerSettings | CallbackSettings, secrets: SecretSt
     return GoogleOAuth(client, settings.gmail_api_url)
 
 
-def build_worker(settings: WorkerSettings | None = None) -> Worker:
+def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[[str], None] | None = None) -> Worker:
+    """`send_step` is called at each step boundary of an approved send (tests crash there)."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     from mailroom.worker import CommandRouter, InvocationClock, Worker
@@ -92,6 +97,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
     link = Lazy(gmail_link)
 
     def agent_chat() -> AgentChat:
+        from mailroom.adapters.approval_table import DynamoApprovalStore
         from mailroom.agent.checkpoints import TurnCachedSaver
         from mailroom.agent.runner import AgentChat, AgentSettings
         from mailroom.rate_limit import RateLimiter
@@ -111,9 +117,13 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
                 keep_turns=resolved.agent_keep_turns,
                 time_margin_seconds=resolved.agent_time_margin_seconds,
                 approval_ttl_seconds=resolved.approval_ttl_seconds,
+                max_send_attempts=resolved.queue_max_receive_count,
+                gmail_timeout_seconds=resolved.gmail_timeout_seconds,
             ),
             seconds_left=clock.seconds_left,
             rate_limiter=RateLimiter(resolved.usage_table, resolved.chat_rate_limit, resolved.chat_rate_window_seconds),
+            approvals=DynamoApprovalStore(resolved.approvals_table),
+            **({"send_step": send_step} if send_step else {}),
         )
 
     agent = Lazy(agent_chat)
@@ -125,6 +135,8 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         "chat": lambda command: agent()(command),
         "approve_send": lambda command: agent().resume(command),
         "cancel_send": lambda command: agent().resume(command),
+        "edit_send": lambda command: agent().resume(command),
+        "edit_send_submit": lambda command: agent().resume(command),
     }
     return Worker(
         chat,

@@ -41,6 +41,10 @@ class Command(BaseModel):
     event_id: str
     action_value: str | None = None
     response_url: str | None = None
+    # An Edit press: the modal the ingress opened for it; the modal's submitted fields.
+    trigger_id: str | None = None
+    view_id: str | None = None
+    form: dict[str, str] | None = None
     # Where this deployment is reachable (for OAuth redirects), taken from the request.
     public_base_url: str | None = None
     retry_num: int = 0

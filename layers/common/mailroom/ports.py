@@ -34,6 +34,9 @@ class Chat(Protocol):
     ) -> None: ...
 
     def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None: ...
+    def update_view(self, view_id: str, view: dict[str, Any]) -> None:
+        """views.update: replace an open modal's content."""
+        ...
 
 
 class OAuthProvider(Protocol):
@@ -69,9 +72,18 @@ class Mailbox(Protocol):
         ...
 
     def delete_draft(self, draft_id: str) -> None: ...
-    def find_sent(self, message: OutgoingMessage) -> str | None:
-        """The Gmail id of an already sent copy of `message` (same Message-ID, or same
-        X-Mailroom-Action among recent sent mail), if there is one."""
+    def draft_raw(self, draft_id: str) -> tuple[bytes, str | None]:
+        """A draft's RFC 822 bytes as Gmail holds them, and its thread id."""
+        ...
+
+    def update_draft_raw(self, draft_id: str, raw: bytes, thread_id: str | None) -> None: ...
+    def send_draft(self, draft_id: str) -> str:
+        """drafts.send; the sent message's Gmail id. Never retried automatically."""
+        ...
+
+    def find_sent(self, message_id: str, action_id: str, recipient: str | None, subject: str) -> str | None:
+        """The Gmail id of an already sent copy (same Message-ID, or same X-Mailroom-Action
+        among recent sent mail to `recipient` in To, Cc or Bcc), if there is one."""
         ...
 
     def send(self, message: OutgoingMessage) -> dict[str, Any]:

@@ -148,14 +148,21 @@ def approval_not_yours(owner: str) -> str:
     return f"Only <@{owner}>, who asked for this email, can approve or cancel it."
 
 
-def approval_outcome(decision: str, tool_result: str, user: str) -> str:
-    if decision == "approve" and tool_result.startswith("Sent"):
-        return f":white_check_mark: Approved by <@{user}>. {tool_result}"
-    if decision == "expired":
-        return ":hourglass: This request expired; nothing was sent."
-    if decision == "approve":
-        return f":warning: Approved, but not sent: {tool_result}"
-    return f":x: Cancelled by <@{user}>; nothing was sent."
+def approval_already(state: str) -> str:
+    what = {
+        "approved": "it was already approved and is being sent",
+        "sending": "it was already approved and is being sent",
+        "sent": "it was already sent",
+        "failed": "it could not be sent, and you were told why",
+        "cancelled": "it was cancelled",
+        "expired": "it expired",
+        "superseded": "it was replaced or dropped when you moved on",
+    }.get(state, "it was already decided")
+    return f"This request is no longer waiting for a decision: {what}. Nothing more will happen from this card."
+
+
+def approval_edit_invalid(problem: str) -> str:
+    return f"Your edit was not applied ({problem}). The card above still waits for your decision."
 
 
 def rate_limited(minutes: int) -> str:

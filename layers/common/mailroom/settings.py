@@ -57,6 +57,7 @@ class WorkerSettings(CommonSettings):
     oauth_state_table: str
     idempotency_table: str
     checkpoints_table: str
+    approvals_table: str
     tokens_key_arn: str
     openai_model: str = "gpt-4o-mini"
     openai_temperature: float = 0.2
@@ -70,6 +71,8 @@ class WorkerSettings(CommonSettings):
     chat_rate_window_seconds: int = 3600
     # How long an Approve/Cancel request for a send stays valid.
     approval_ttl_seconds: float = 24 * 3600
+    # Gmail calls give up after this long (a send's lost answer is settled on redelivery).
+    gmail_timeout_seconds: float = 30.0
     queue_max_receive_count: int = 4
     # Slack retries an event for minutes; a day covers any late redelivery too.
     idempotency_ttl_seconds: int = 24 * 3600

@@ -3,9 +3,12 @@ bundled Gmail document, no network at build time; GMAIL_API_URL as the endpoint)
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
 import google.auth.exceptions
+import httplib2
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
@@ -21,19 +24,25 @@ _SUMMARY_HEADERS = ["From", "To", "Cc", "Subject", "Date", "Message-ID"]
 
 
 class GmailApiMailbox:
-    def __init__(self, credentials: Credentials | None, api_url: str, email: str):
+    def __init__(self, credentials: Credentials | None, api_url: str, email: str, timeout: float = 30.0):
         self._email = email
         self._credentials = credentials
         self._api_url = api_url
+        self._timeout = timeout
         self._built: Any = None
 
     @property
     def _service(self) -> Any:
         if self._built is None:  # built on first use: a graph that only reads its state never calls Gmail
+            from google_auth_httplib2 import AuthorizedHttp
+
+            # A timeout, so a call Gmail never answers ends as a transient error instead of
+            # holding the worker until Lambda kills it.
+            http = httplib2.Http(timeout=self._timeout)
             self._built = build(
                 "gmail",
                 "v1",
-                credentials=self._credentials,
+                http=AuthorizedHttp(self._credentials, http=http) if self._credentials else http,
                 static_discovery=True,
                 cache_discovery=False,
                 client_options={"api_endpoint": self._api_url},
@@ -77,41 +86,85 @@ class GmailApiMailbox:
     def delete_draft(self, draft_id: str) -> None:
         self._call(self._service.users().drafts().delete(userId="me", id=draft_id))
 
-    def find_sent(self, message: OutgoingMessage) -> str | None:
+    def draft_raw(self, draft_id: str) -> tuple[bytes, str | None]:
+        """The draft's RFC 822 bytes exactly as Gmail holds them, and its thread id."""
+        found = self._call(self._service.users().drafts().get(userId="me", id=draft_id, format="raw"))
+        message = found.get("message") or {}
+        return _unb64(str(message.get("raw") or "")), message.get("threadId")
+
+    def update_draft_raw(self, draft_id: str, raw: bytes, thread_id: str | None) -> None:
+        message: dict[str, Any] = {"raw": base64.urlsafe_b64encode(raw).decode("ascii")}
+        if thread_id:
+            message["threadId"] = thread_id
+        body = {"id": draft_id, "message": message}
+        self._call(self._service.users().drafts().update(userId="me", id=draft_id, body=body))
+
+    def send_draft(self, draft_id: str) -> str:
+        """drafts.send: Gmail sends the draft as it stands and removes it. Never retried here."""
+        return str(self._post_once("drafts/send", {"id": draft_id})["id"])
+
+    def find_sent(self, message_id: str, action_id: str, recipient: str | None, subject: str) -> str | None:
         messages = self._service.users().messages()
-        if message.message_id:
-            query = f"rfc822msgid:{message.message_id.strip('<>')}"
-            found = self._call(messages.list(userId="me", q=query, includeSpamTrash=True)).get("messages") or []
-            if found:
-                return str(found[0]["id"])
-        if not message.action_id or not message.to:
+        # Not the draft itself: a stamped draft carries the same Message-ID until it is sent.
+        query = f"rfc822msgid:{message_id.strip('<>')} -in:drafts"
+        found = self._call(messages.list(userId="me", q=query, includeSpamTrash=True)).get("messages") or []
+        if found:
+            return str(found[0]["id"])
+        if not recipient:
             return None
         # Should a relay have replaced the Message-ID, recognise the copy by our own header
-        # among the few recent sent messages to the same recipient.
-        subject = message.subject.replace('"', " ")
-        query = f'in:sent to:{message.to[0]} subject:"{subject}" newer_than:2d'
+        # among the few recent sent messages to that recipient, whether it was in To, Cc or Bcc.
+        quoted = subject.replace('"', " ")
+        query = f'in:sent {{to:{recipient} cc:{recipient} bcc:{recipient}}} subject:"{quoted}" newer_than:2d'
         for ref in self._call(messages.list(userId="me", q=query, maxResults=20)).get("messages") or []:
             found_message = self._call(
                 messages.get(userId="me", id=ref["id"], format="metadata", metadataHeaders=["X-Mailroom-Action"])
             )
             headers = (found_message.get("payload") or {}).get("headers") or []
-            if any(
-                h.get("name", "").lower() == "x-mailroom-action" and h.get("value") == message.action_id
-                for h in headers
-            ):
+            if any(h.get("name", "").lower() == "x-mailroom-action" and h.get("value") == action_id for h in headers):
                 return str(ref["id"])
         return None
 
     def send(self, message: OutgoingMessage) -> dict[str, Any]:
-        body = gmail_message(message, self._email)
-        sent: dict[str, Any] = self._call(self._service.users().messages().send(userId="me", body=body), retries=0)
-        return sent
+        return self._post_once("messages/send", gmail_message(message, self._email))
+
+    def _post_once(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a send exactly once. Not through googleapiclient: its httplib2 transport
+        re-sends any request, POST included, when the connection closes before an answer
+        (httplib2 `_conn_request` treats it as a stale connection), which after Gmail took
+        the send would send it twice. requests with urllib3 does not retry a POST."""
+        from google.auth.transport.requests import AuthorizedSession
+        from requests import RequestException
+
+        session = AuthorizedSession(self._credentials) if self._credentials else _plain_session()
+        url = f"{self._api_url.rstrip('/')}/gmail/v1/users/me/{method}"
+        try:
+            response = session.post(url, json=body, timeout=self._timeout)
+        except google.auth.exceptions.RefreshError as exc:
+            raise GrantRevoked("Google refused the refresh token") from exc
+        except (RequestException, OSError) as exc:
+            raise TransientError(f"Gmail {method} unreachable: {type(exc).__name__}") from exc
+        finally:
+            session.close()
+        status = response.status_code
+        if status == 401:
+            raise GrantRevoked("Gmail refused the credentials")
+        if status in (400, 404):
+            raise ToolInputError(f"Gmail answered {status}: {_reason(response)}")
+        if status >= 300:
+            raise TransientError(f"Gmail answered {status}")
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def _call(self, request: Any, retries: int = _RETRIES) -> Any:
         try:
             return request.execute(num_retries=retries)
         except google.auth.exceptions.RefreshError as exc:
             raise GrantRevoked("Google refused the refresh token") from exc
+        except (TimeoutError, OSError, httplib2.HttpLib2Error) as exc:
+            # A timeout or a reset: for a send the outcome is unknown, which the
+            # redelivery settles by looking the message up before any new attempt.
+            raise TransientError(f"Gmail unreachable: {type(exc).__name__}") from exc
         except HttpError as exc:
             status = exc.status_code
             if status == 401:
@@ -120,3 +173,21 @@ class GmailApiMailbox:
                 raise ToolInputError(f"Gmail answered {status}: {exc.reason}") from exc
             # 403 is quota or rate limits here (our scopes cover every call we make).
             raise TransientError(f"Gmail answered {status} after retries") from exc
+
+
+def _unb64(text: str) -> bytes:
+    cleaned = re.sub(r"\s+", "", text).rstrip("=")
+    return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+
+
+def _plain_session() -> Any:
+    import requests
+
+    return requests.Session()
+
+
+def _reason(response: Any) -> str:
+    try:
+        return str(response.json()["error"]["message"])[:200]
+    except (ValueError, KeyError, TypeError):
+        return response.reason or ""

@@ -56,6 +56,9 @@ class SlackChat:
     def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
         self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
 
+    def update_view(self, view_id: str, view: dict[str, Any]) -> None:
+        self._call("views_update", view_id=view_id, view=view)
+
     def _call(self, method: str, **kwargs: Any) -> Any:
         args = {k: v for k, v in kwargs.items() if v is not None}
         try:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailroom.approval_record import ApprovalRecord, ApprovalStore
 from mailroom.ports import Mailbox
+
+
+def _nothing(record: ApprovalRecord) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -18,3 +24,9 @@ class AgentContext:
     owner: str = ""
     conversation_id: str = ""
     approval_ttl_seconds: float = 24 * 3600
+    # The approval records, and where the request's card is answered (see approvals).
+    approvals: ApprovalStore | None = None
+    team_id: str = ""
+    channel_id: str = ""
+    # Told when a tool ends a request nobody decided (the user moved on), to update its card.
+    settled: Callable[[ApprovalRecord], None] = _nothing

@@ -8,17 +8,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.messages import HumanMessage
 from langgraph.types import Command as Resume
 from langgraph.types import Interrupt
 
-from mailroom import approvals, replies
+from mailroom import replies
 from mailroom.adapters.gmail_api import GmailApiMailbox
 from mailroom.adapters.google_oauth import GoogleOAuth, GrantRevoked
+from mailroom.agent.approval_desk import ApprovalDesk
 from mailroom.agent.context import AgentContext
 from mailroom.agent.graph import build_graph, final_answer, this_turn
+from mailroom.agent.sending import Step, no_step
 from mailroom.agent.tools import gmail_tools
-from mailroom.approvals import PendingSend
+from mailroom.approval_record import ApprovalRecord, ApprovalStore
 from mailroom.commands import Command
 from mailroom.errors import ToolInputError, TransientError
 from mailroom.gmail_link import GmailLinkCommands, LinkBroken
@@ -43,6 +45,9 @@ class AgentSettings:
     time_margin_seconds: float
     recursion_limit: int = 24
     approval_ttl_seconds: float = 24 * 3600
+    # Deliveries of an approving press that may try Gmail (the queue's maxReceiveCount).
+    max_send_attempts: int = 4
+    gmail_timeout_seconds: float = 30.0
 
 
 class AgentChat:
@@ -56,7 +61,12 @@ class AgentChat:
         seconds_left: Callable[[], float],
         model: Any | None = None,
         rate_limiter: RateLimiter | None = None,
+        approvals: ApprovalStore | None = None,
+        send_step: Step = no_step,
     ):
+        self._approvals = approvals
+        self._approval_desk: ApprovalDesk | None = None
+        self._send_step = send_step
         self._rate_limiter = rate_limiter
         self._compiled: Any = None
         self._chat = chat
@@ -110,53 +120,26 @@ class AgentChat:
         self._ask_approval(command, pending)
 
     def resume(self, command: Command) -> None:
-        """An Approve or Cancel press: check it, then resume the graph with the decision."""
+        """A press on an approval card (Approve, Cancel, Edit, or the Edit modal's submit)."""
         with self._one_read_per_checkpoint():
             self._resume(command)
 
     def _resume(self, command: Command) -> None:
-        # Who may press is settled from the checkpoint alone, before any Gmail access.
-        graph, config = self._graph(), self._config(command)
-        waiting = {PendingSend.from_dict(i.value).action_id: i for i in graph.get_state(config).interrupts}
-        found = waiting.get(command.action_value or "")
-        if found is None:
-            # A second press, a press on a decided or superseded request, or a forged value.
+        # The press is routed by its action id, looked up server-side: the record names
+        # the owner and the conversation, whatever thread the press came from.
+        desk = self._desk()
+        record = desk.store.get(command.action_value or "") if command.action_value else None
+        if record is None:
             self._tell_presser(command, replies.approval_not_pending())
             return
-        pending = PendingSend.from_dict(found.value)
-        if command.user_id != pending.owner:
-            self._tell_presser(command, replies.approval_not_yours(pending.owner))
+        if not record.owned_by(command.team_id, command.user_id):
+            self._tell_presser(command, replies.approval_not_yours(record.user_id))
             return
         link = self._links.require_link(command)
         if link is None:
             return
-        context = self._context(command, link.email, self._oauth.credentials(link.tokens))
-        decision = "approve" if command.name == approvals.APPROVE else "cancel"
-        if time.time() > pending.expires_at:
-            decision = "expired"
-        if decision == "approve" and command.message_ts:
-            text, blocks = approvals.decided(pending, "_Sending…_")
-            self._chat.update(command.channel_id, command.message_ts, text, blocks=blocks)
-        logger.info("approval decided", extra={"decision": decision})
-        try:
-            result = graph.invoke(
-                Resume(resume={found.id: {"decision": decision, "by": command.user_id}}),
-                config,
-                context=context,
-                durability="exit",
-            )
-        except (GrantRevoked, LinkBroken):
-            self._links.links.mark_broken(command.team_id, command.user_id)
-            self._chat.post(command.channel_id, replies.link_broken(), thread_ts=command.thread_ts)
-            return
-        outcome = _tool_outcome(result["messages"]) or decision
-        if command.message_ts:
-            note = replies.approval_outcome(decision, outcome, command.user_id)
-            text, blocks = approvals.decided(pending, note)
-            self._chat.update(command.channel_id, command.message_ts, text, blocks=blocks)
-        answer = final_answer(this_turn_after_resume(result["messages"]))
-        self._post_answer(command, answer, None)
-        self._ask_approval(command, _pending(result))
+        context = self._context(command, link.email, self._oauth.credentials(link.tokens), record)
+        desk.press(command, record, context, self._graph(), self._config_for(record.conversation_id))
 
     def _turn(self, command: Command, email: str, credentials: Any) -> tuple[str, list[Interrupt]]:
         with self._one_read_per_checkpoint():
@@ -201,14 +184,23 @@ class AgentChat:
             "recursion_limit": self._settings.recursion_limit,
         }
 
-    def _context(self, command: Command, email: str, credentials: Any) -> AgentContext:
+    def _context(
+        self, command: Command, email: str, credentials: Any, record: ApprovalRecord | None = None
+    ) -> AgentContext:
         return AgentContext(
             email=email,
             deadline=time.monotonic() + self._seconds_left() - self._settings.time_margin_seconds,
-            mailbox=GmailApiMailbox(credentials, self._settings.gmail_api_url, email),
+            mailbox=GmailApiMailbox(
+                credentials, self._settings.gmail_api_url, email, timeout=self._settings.gmail_timeout_seconds
+            ),
             owner=command.user_id,
-            conversation_id=command.conversation_id,
+            # A press acts in the conversation its record names, not the one it came from.
+            conversation_id=record.conversation_id if record else command.conversation_id,
             approval_ttl_seconds=self._settings.approval_ttl_seconds,
+            approvals=self._approvals,
+            team_id=command.team_id,
+            channel_id=record.channel_id if record else command.channel_id,
+            settled=self._desk().show if self._approvals is not None else _ignore,
         )
 
     def _post_answer(self, command: Command, answer: str, placeholder: str | None) -> None:
@@ -223,11 +215,28 @@ class AgentChat:
             self._chat.post(command.channel_id, piece, thread_ts=command.thread_ts)
 
     def _ask_approval(self, command: Command, pending: list[Interrupt]) -> None:
-        hours = self._settings.approval_ttl_seconds / 3600
-        for waiting in pending:
-            text, blocks = approvals.approval_request(PendingSend.from_dict(waiting.value), hours)
-            self._chat.post(command.channel_id, text, thread_ts=command.thread_ts, blocks=blocks)
-            metrics.add_metric(name="ApprovalsRequested", unit="Count", value=1)
+        self._desk().ask(command.channel_id, command.thread_ts, pending)
+
+    def _desk(self) -> ApprovalDesk:
+        if self._approval_desk is None:
+            assert self._approvals is not None, "sending needs the approval records"
+            self._approval_desk = ApprovalDesk(
+                self._chat,
+                self._approvals,
+                ttl_seconds=self._settings.approval_ttl_seconds,
+                max_send_attempts=self._settings.max_send_attempts,
+                answer=self._post_answer_in,
+                step=self._send_step,
+            )
+        return self._approval_desk
+
+    def _post_answer_in(self, channel_id: str, thread_ts: str | None, answer: str) -> None:
+        first, *rest = split_message(to_mrkdwn(answer) or "I have nothing to add.")
+        for piece in (first, *rest):
+            self._chat.post(channel_id, piece, thread_ts=thread_ts)
+
+    def _config_for(self, conversation_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": conversation_id}, "recursion_limit": self._settings.recursion_limit}
 
     def _tell_presser(self, command: Command, text: str) -> None:
         self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
@@ -251,17 +260,5 @@ def _pending(result: dict[str, Any]) -> list[Interrupt]:
     return list(result.get("__interrupt__") or [])
 
 
-def this_turn_after_resume(messages: Any) -> Any:
-    """After a resume the answer is whatever the model said after the last tool result."""
-    for index in range(len(messages) - 1, -1, -1):
-        if isinstance(messages[index], ToolMessage):
-            return messages[index + 1 :]
-    return []
-
-
-def _tool_outcome(messages: Any) -> str | None:
-    """What the send tool reported (sent with its Gmail id, or why not)."""
-    for message in reversed(messages):
-        if isinstance(message, ToolMessage) and message.name in ("send_email", "send_draft"):
-            return str(message.content)
+def _ignore(record: ApprovalRecord) -> None:
     return None

@@ -20,7 +20,10 @@ class MalformedPayload(ValueError):
 
 # Block Kit action ids the worker acts on; other presses (such as the link button of
 # "Connect Gmail", which Slack also reports) need nothing more than the ack.
-WORKER_ACTIONS = frozenset({"approve_send", "cancel_send"})
+WORKER_ACTIONS = frozenset({"approve_send", "cancel_send", "edit_send"})
+# The Edit modal's callback_id; its fields by block id.
+EDIT_SUBMIT = "edit_send_submit"
+EDIT_FIELDS = ("to", "cc", "bcc", "subject", "body")
 
 # Message subtypes that are still a person writing to the bot.
 _USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
@@ -99,6 +102,8 @@ def parse_interaction(body: bytes, public_base_url: str | None) -> Command | Non
         raise MalformedPayload("interactivity body without a JSON payload field") from exc
     if not isinstance(payload, dict):
         raise MalformedPayload("interactivity payload is not an object")
+    if payload.get("type") == "view_submission":
+        return _parse_view_submission(payload, public_base_url)
     if payload.get("type") != "block_actions":
         return None
     try:
@@ -132,5 +137,48 @@ def parse_interaction(body: bytes, public_base_url: str | None) -> Command | Non
         event_id="act-" + hashlib.sha256(press.encode()).hexdigest()[:40],
         action_value=value if isinstance(value, str) else None,
         response_url=payload.get("response_url"),
+        trigger_id=payload.get("trigger_id") if isinstance(payload.get("trigger_id"), str) else None,
+        public_base_url=public_base_url,
+    )
+
+
+def _parse_view_submission(payload: dict[str, Any], public_base_url: str | None) -> Command | None:
+    """The Edit modal's submit: where it belongs comes from the modal's private_metadata
+    (set by us); the worker checks it against the approval record all the same."""
+    try:
+        view = payload["view"]
+        user_id = payload["user"]["id"]
+        team_id = (payload.get("team") or {}).get("id") or payload["user"]["team_id"]
+        view_id = view["id"]
+    except (KeyError, TypeError) as exc:
+        raise MalformedPayload("view_submission without view or user") from exc
+    if not isinstance(view, dict) or view.get("callback_id") != EDIT_SUBMIT:
+        return None
+    try:
+        where = json.loads(view.get("private_metadata") or "{}")
+    except ValueError as exc:
+        raise MalformedPayload("view_submission with unreadable private_metadata") from exc
+    action_id, channel_id = where.get("action_id"), where.get("channel")
+    if not isinstance(action_id, str) or not isinstance(channel_id, str) or not channel_id:
+        raise MalformedPayload("view_submission without its request")
+    form: dict[str, str] = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        if block_id in EDIT_FIELDS and isinstance(actions, dict):
+            value = (actions.get(block_id) or {}).get("value")
+            form[block_id] = value if isinstance(value, str) else ""
+    # Each submit is its own event: the same modal submitted twice carries a new view hash.
+    press = f"{team_id}:{user_id}:{view_id}:{view.get('hash')}"
+    return Command(
+        kind="action",
+        name=EDIT_SUBMIT,
+        team_id=team_id,
+        user_id=user_id,
+        channel_id=channel_id,
+        channel_type="im" if channel_id.startswith("D") else "channel",
+        thread_ts=where.get("thread_ts") or None,
+        event_id="act-" + hashlib.sha256(press.encode()).hexdigest()[:40],
+        action_value=action_id,
+        view_id=view_id,
+        form=form,
         public_base_url=public_base_url,
     )

@@ -1,0 +1,224 @@
+"""The approval card in Slack: the whole message as it will go out, and later its outcome.
+
+Mail text (addresses, subject, body, file names) is shown as `plain_text`, which Slack
+never formats, so nothing an email or the model writes can fake a link, a mention or
+the card's own wording. The body is split over as many sections as it needs within
+Slack's limits (3,000 characters a section, 50 blocks a message); a message that does
+not fit is refused before any card is posted, never shown in part.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailroom import approvals
+from mailroom.approval_record import ApprovalRecord, State
+from mailroom.approvals import PendingSend
+
+Blocks = list[dict[str, Any]]
+
+SECTION_CHARS = 3000  # Slack: a section's text
+MAX_BLOCKS = 50  # Slack: blocks in one message
+# Blocks a card needs besides the body: title, from/to/cc/bcc, subject, threading,
+# attachments, divider, actions, context.
+_FRAME_BLOCKS = 10
+MAX_BODY_CHARS = (MAX_BLOCKS - _FRAME_BLOCKS) * SECTION_CHARS
+
+
+class TooLargeToShow(ValueError):
+    """The message cannot be shown in full on one card."""
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _chunks(text: str, size: int = SECTION_CHARS) -> list[str]:
+    """`text` in pieces of at most `size` characters, cut at a line break where one is near."""
+    pieces: list[str] = []
+    while len(text) > size:
+        cut = text.rfind("\n", size // 2, size)
+        cut = cut + 1 if cut > 0 else size
+        pieces.append(text[:cut])
+        text = text[cut:]
+    if text:
+        pieces.append(text)
+    # Slack refuses an empty or whitespace-only plain_text section.
+    return [p if p.strip() else p + "·" for p in pieces]
+
+
+def _labelled(label: str, value: str) -> Blocks:
+    """A bold label (ours) followed by the value (theirs) as plain text, over as many sections as needed."""
+    blocks: Blocks = [{"type": "context", "elements": [_mrkdwn(f"*{label}*")]}]
+    blocks += [{"type": "section", "text": _plain(piece)} for piece in _chunks(value or "(none)")]
+    return blocks
+
+
+def _summary(pending: PendingSend) -> Blocks:
+    lines = [f"From: {pending.from_}"]
+    for name, values in (("To", pending.to), ("Cc", pending.cc), ("Bcc", pending.bcc)):
+        if values:
+            lines.append(f"{name}: {', '.join(values)}")
+    lines.append(f"Subject: {pending.subject or '(no subject)'}")
+    if pending.in_reply_to:
+        lines.append(f"In reply to: {pending.in_reply_to} (same Gmail thread)")
+    if pending.attachments:
+        files = ", ".join(f"{name} ({_size(size)})" for name, size in pending.attachments)
+        lines.append(f"Attachments: {files}")
+    if pending.has_html:
+        lines.append("Also has an HTML version of the text below (sent as is).")
+    blocks: Blocks = [{"type": "section", "text": _plain(piece)} for piece in _chunks("\n".join(lines))]
+    blocks.append({"type": "divider"})
+    blocks += [{"type": "section", "text": _plain(piece)} for piece in _chunks(pending.body or "(empty body)")]
+    return blocks
+
+
+def _size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size = size / 1024  # type: ignore[assignment]
+    return f"{size} bytes"
+
+
+def request_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
+    """The card asking to approve `pending`; TooLargeToShow if it cannot be shown whole."""
+    what = "this draft" if pending.kind == "send_draft" else "this email"
+    title = f"*Send {what}?* Nothing goes out until you approve."
+    if pending.follows == "edited":
+        title = f"*Send {what} as you edited it?* Nothing goes out until you approve."
+    elif pending.follows == "draft_changed":
+        title = f"*The draft changed in Gmail since it was shown. Send {what} as it is now?*"
+    blocks: Blocks = [{"type": "section", "text": _mrkdwn(title)}, *_summary(pending)]
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "approval",
+            "elements": [
+                _button(approvals.APPROVE, "Approve and send", pending.action_id, "primary"),
+                _button(approvals.EDIT, "Edit", pending.action_id, None),
+                _button(approvals.CANCEL, "Cancel", pending.action_id, "danger"),
+            ],
+        }
+    )
+    note = f"Only <@{pending.owner}> can approve. Expires in {hours:g} hours."
+    blocks.append({"type": "context", "elements": [_mrkdwn(note)]})
+    if len(blocks) > MAX_BLOCKS:
+        raise TooLargeToShow(f"it needs {len(blocks)} Slack blocks to show in full; a card holds {MAX_BLOCKS}")
+    return f"Send {what}? Subject: {pending.subject}", blocks
+
+
+def _button(action_id: str, text: str, value: str, style: str | None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "action_id": action_id, "text": _plain(text), "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def outcome(record: ApprovalRecord) -> str:
+    """One line that says what became of the request (mrkdwn; ours, no mail text)."""
+    state = record.state
+    if state == State.SENT:
+        return f":white_check_mark: Approved by <@{record.user_id}> and sent (Gmail id `{record.gmail_id}`)."
+    if state in (State.APPROVED, State.SENDING):
+        if record.attempts > 1:
+            return ":hourglass_flowing_sand: Sending… Gmail did not confirm the last try; checking again shortly."
+        return ":hourglass_flowing_sand: Sending…"
+    if state == State.FAILED:
+        why = record.reason or "Gmail did not accept it"
+        return f":warning: Not sent: {why}. Nothing will be sent unless you ask again."
+    if state == State.CANCELLED:
+        return f":x: Cancelled by <@{record.user_id}>; nothing was sent."
+    if state == State.EXPIRED:
+        return ":hourglass: This request expired; nothing was sent."
+    if state == State.SUPERSEDED:
+        reasons = {
+            "edited": "Replaced by your edited version below; nothing was sent from this card.",
+            "draft_changed": "The draft changed in Gmail; its current version is shown below. Nothing was sent.",
+        }
+        return ":leftwards_arrow_with_hook: " + reasons.get(
+            record.reason or "", "You moved on without approving; nothing was sent."
+        )
+    return "Waiting for your decision."
+
+
+def decided_card(record: ApprovalRecord, pending: PendingSend | None) -> tuple[str, Blocks]:
+    """The card once decided or in progress: the message (when known), no buttons, the outcome."""
+    line = outcome(record)
+    blocks: Blocks = _summary(pending) if pending is not None else []
+    blocks.append({"type": "context", "elements": [_mrkdwn(line)]})
+    if len(blocks) > MAX_BLOCKS:
+        blocks = [{"type": "context", "elements": [_mrkdwn(line)]}]
+    return line, blocks
+
+
+# -- the Edit modal ------------------------------------------------------------------------
+# Slack limits: a modal title 24 characters, a plain_text_input's initial_value 3,000.
+EDIT_FIELDS = (("to", "To", False), ("cc", "Cc", False), ("bcc", "Bcc", False), ("subject", "Subject", False))
+INPUT_CHARS = 3000
+
+
+def loading_view(private_metadata: str) -> dict[str, Any]:
+    """What the ingress opens at once (trigger ids live 3 s); the worker fills it in."""
+    return {
+        "type": "modal",
+        "callback_id": approvals.EDIT_SUBMIT,
+        "private_metadata": private_metadata,
+        "title": _plain("Edit email"),
+        "close": _plain("Close"),
+        "blocks": [{"type": "section", "text": _mrkdwn("_Loading the email…_")}],
+    }
+
+
+def edit_view(pending: PendingSend, private_metadata: str) -> dict[str, Any]:
+    """The modal prefilled with the message; submitting it replaces the request."""
+    values = {
+        "to": ", ".join(pending.to),
+        "cc": ", ".join(pending.cc),
+        "bcc": ", ".join(pending.bcc),
+        "subject": pending.subject,
+    }
+    blocks: Blocks = []
+    for key, label, _ in EDIT_FIELDS:
+        element: dict[str, Any] = {"type": "plain_text_input", "action_id": key}
+        if values[key]:
+            element["initial_value"] = values[key][:INPUT_CHARS]
+        blocks.append(
+            {"type": "input", "block_id": key, "label": _plain(label), "element": element, "optional": key != "to"}
+        )
+    body: dict[str, Any] = {"type": "plain_text_input", "action_id": "body", "multiline": True}
+    if pending.body:
+        body["initial_value"] = pending.body[:INPUT_CHARS]
+    blocks.append({"type": "input", "block_id": "body", "label": _plain("Message"), "element": body})
+    if len(pending.body) > INPUT_CHARS:
+        note = (
+            f"The message is longer than Slack lets a form hold ({INPUT_CHARS} characters); edit it in Gmail instead."
+        )
+        blocks = [{"type": "section", "text": _mrkdwn(note)}]
+        return {"type": "modal", "title": _plain("Edit email"), "close": _plain("Close"), "blocks": blocks}
+    return {
+        "type": "modal",
+        "callback_id": approvals.EDIT_SUBMIT,
+        "private_metadata": private_metadata,
+        "title": _plain("Edit email"),
+        "submit": _plain("Show to approve"),
+        "close": _plain("Cancel"),
+        "blocks": blocks,
+    }
+
+
+def edit_unavailable_view() -> dict[str, Any]:
+    text = (
+        "This request can't be edited here: a draft is sent exactly as it is in Gmail. Edit the draft in Gmail, "
+        "then press *Approve and send*: the changed draft is shown to you again before anything is sent."
+    )
+    return {
+        "type": "modal",
+        "title": _plain("Edit email"),
+        "close": _plain("Close"),
+        "blocks": [{"type": "section", "text": _mrkdwn(text)}],
+    }

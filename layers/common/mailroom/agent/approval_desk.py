@@ -1,0 +1,246 @@
+"""Approval cards and presses: post the card, carry out a press, keep the card true.
+
+A press is one SQS delivery. Its order of work, each step safe to repeat on redelivery:
+decide (one conditional write: pending -> approved | cancelled | expired | superseded),
+send if approved (`ApprovedSend`: at most one Gmail attempt per delivery, looked up
+first), write the outcome on the card, then resume the graph with the record's state so
+the waiting tool returns an honest result and the model answers. A redelivery of the
+deciding press (same event id) picks up where the last one stopped; any other press on
+a decided request only says why nothing happens and rewrites the card to the truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.messages import ToolMessage
+from langgraph.types import Command as Resume
+from langgraph.types import Interrupt
+
+from mailroom import approvals, replies
+from mailroom.agent import approval_card
+from mailroom.agent.context import AgentContext
+from mailroom.agent.graph import final_answer
+from mailroom.agent.sending import ApprovedSend, Step, no_step
+from mailroom.approval_record import SENDABLE, ApprovalRecord, ApprovalStore, State, StateConflict
+from mailroom.approvals import PendingSend
+from mailroom.commands import Command
+from mailroom.errors import TransientError
+from mailroom.mail.compose import InvalidMessage, build_message
+from mailroom.observability import logger
+from mailroom.ports import Chat
+
+Answer = Callable[[str, str | None, str], None]
+
+
+class ApprovalDesk:
+    def __init__(
+        self,
+        chat: Chat,
+        store: ApprovalStore,
+        *,
+        ttl_seconds: float,
+        max_send_attempts: int,
+        answer: Answer,
+        step: Step = no_step,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store = store
+        self._chat = chat
+        self._hours = ttl_seconds / 3600
+        self._max_attempts = max_send_attempts
+        self._answer = answer
+        self._step = step
+        self._clock = clock
+
+    # -- cards ---------------------------------------------------------------------------
+    def ask(self, channel_id: str, thread_ts: str | None, waiting: list[Interrupt]) -> None:
+        """Post a card for each request the graph stopped at, and remember where it is."""
+        for item in waiting:
+            pending = _pending(item.value)
+            record = self.store.get(pending.action_id) if pending else None
+            if pending is None or record is None or record.state != State.PENDING:
+                logger.warning("interrupt without an open request")
+                continue
+            text, blocks = approval_card.request_card(pending, self._hours)
+            ts = self._chat.post(channel_id, text, thread_ts=thread_ts, blocks=blocks)
+            with contextlib.suppress(StateConflict):  # decided meanwhile: that press updates the card
+                self.store.set_card(pending.action_id, ts)
+
+    def show(
+        self, record: ApprovalRecord, pending: PendingSend | None = None, ts: str | None = None, strict: bool = False
+    ) -> None:
+        """Write the record's state on its card (buttons gone). With `strict`, a Slack
+        failure is raised so the press is redelivered until the card tells the truth."""
+        where = record.card_ts or ts
+        if not where:
+            return
+        text, blocks = approval_card.decided_card(record, pending)
+        try:
+            self._chat.update(record.channel_id, where, text, blocks=blocks)
+        except Exception:
+            if strict:
+                raise
+            logger.warning("could not update an approval card", extra={"state": record.state.value})
+
+    # -- presses -------------------------------------------------------------------------
+    def press(self, command: Command, record: ApprovalRecord, context: AgentContext, graph: Any, config: Any) -> None:
+        assert context.mailbox is not None
+        sender = ApprovedSend(
+            self.store, context.mailbox, max_attempts=self._max_attempts, clock=self._clock, step=self._step
+        )
+        waiting = _waiting(graph, config, record.action_id)
+        pending = _pending(waiting.value) if waiting is not None else None
+        card_ts = command.message_ts if command.channel_id == record.channel_id else None
+        redelivery = record.decided_by == command.event_id
+        if record.state != State.PENDING and not redelivery:
+            self.show(record, pending, card_ts)
+            self._tell(command, replies.approval_already(record.state.value))
+            return
+        if command.name == approvals.EDIT:
+            self._open_editor(command, record, pending)
+            return
+        resume_value: dict[str, Any] = {}
+        if record.state == State.PENDING:
+            if command.name == approvals.EDIT_SUBMIT:
+                edited = self._edited(command, pending)
+                if isinstance(edited, str):
+                    self._tell(command, replies.approval_edit_invalid(edited))
+                    return
+                resume_value["message"] = edited
+            decided = self._decide(command, record, sender, card_ts)
+            if decided is None:
+                return
+            record = decided
+        elif command.name == approvals.EDIT_SUBMIT:
+            resume_value["message"] = self._edited(command, pending)
+        self._step("decided")
+        if record.state in SENDABLE:
+            self.show(record, pending, card_ts)  # "Sending…": the outcome below is the update that must land
+            try:
+                record = sender.run(record, pending)
+            except TransientError:
+                self.show(self.store.get(record.action_id) or record, pending, card_ts)
+                raise
+        self.show(record, pending, card_ts, strict=True)
+        self._step("card_updated")
+        if waiting is None:
+            return  # the graph moved on already (an earlier delivery resumed it)
+        resume_value["state"] = record.state.value
+        result = graph.invoke(Resume(resume={waiting.id: resume_value}), config, context=context, durability="exit")
+        self._step("resumed")
+        thread_ts = _thread_of(record.conversation_id)
+        answer = final_answer(_after_last_tool(result["messages"]))
+        if answer:
+            self._answer(record.channel_id, thread_ts, answer)
+        self.ask(record.channel_id, thread_ts, list(result.get("__interrupt__") or []))
+
+    def _decide(
+        self, command: Command, record: ApprovalRecord, sender: ApprovedSend, card_ts: str | None
+    ) -> ApprovalRecord | None:
+        """The one conditional write that decides the request, or None (told why)."""
+        now, event = self._clock(), command.event_id
+
+        def move(to: State, *, unexpired: bool = False, reason: str | None = None) -> ApprovalRecord:
+            return self.store.move(
+                record.action_id,
+                to,
+                now=now,
+                from_states=frozenset({State.PENDING}),
+                unexpired=unexpired,
+                decided_by=event,
+                reason=reason,
+            )
+
+        try:
+            if command.name == approvals.CANCEL:
+                return move(State.CANCELLED)
+            if record.expired_at(now):
+                return move(State.EXPIRED)
+            if command.name == approvals.EDIT_SUBMIT:
+                return move(State.SUPERSEDED, reason="edited")
+            if record.kind == "send_draft" and sender.draft_changed(record):
+                return move(State.SUPERSEDED, reason="draft_changed")
+            return move(State.APPROVED, unexpired=True)
+        except StateConflict as conflict:
+            current = conflict.current
+            if current is not None and current.decided_by == event:
+                return current
+            if current is not None and current.state == State.PENDING:  # expired between the check and the write
+                return self._decide(command, current, sender, card_ts)
+            if current is not None:
+                self.show(current, None, card_ts)
+                self._tell(command, replies.approval_already(current.state.value))
+            return None
+
+    # -- editing -------------------------------------------------------------------------
+    def _open_editor(self, command: Command, record: ApprovalRecord, pending: PendingSend | None) -> None:
+        """Fill the modal the ingress opened (a trigger id lives 3 s: see ingress.py)."""
+        if not command.view_id:
+            return
+        if pending is None or pending.kind != "send_email":
+            self._chat.update_view(command.view_id, approval_card.edit_unavailable_view())
+            return
+        where = {"action_id": record.action_id, "channel": record.channel_id}
+        where["thread_ts"] = _thread_of(record.conversation_id) or ""
+        self._chat.update_view(command.view_id, approval_card.edit_view(pending, json.dumps(where)))
+
+    def _edited(self, command: Command, pending: PendingSend | None) -> dict[str, Any] | str:
+        form = command.form or {}
+        if pending is None:
+            return "the request is no longer open"
+        try:
+            message = build_message(
+                sender=None,
+                to=form.get("to", ""),
+                cc=form.get("cc", ""),
+                bcc=form.get("bcc", ""),
+                subject=form.get("subject", ""),
+                body=form.get("body", ""),
+            )
+        except InvalidMessage as exc:
+            return str(exc)
+        return {
+            "to": list(message.to),
+            "cc": list(message.cc),
+            "bcc": list(message.bcc),
+            "subject": message.subject,
+            "body": message.body,
+            "in_reply_to": pending.in_reply_to,
+            "references": pending.references,
+            "thread_id": pending.thread_id,
+        }
+
+    def _tell(self, command: Command, text: str) -> None:
+        self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
+
+
+def _pending(value: Any) -> PendingSend | None:
+    try:
+        return PendingSend.from_dict(value) if isinstance(value, dict) else None
+    except TypeError:
+        return None  # a payload without the message (see send_tools.ask_then_send)
+
+
+def _waiting(graph: Any, config: Any, action_id: str) -> Interrupt | None:
+    for item in graph.get_state(config).interrupts:
+        if isinstance(item.value, dict) and item.value.get("action_id") == action_id:
+            return item
+    return None
+
+
+def _thread_of(conversation_id: str) -> str | None:
+    parts = conversation_id.split(":", 2)
+    return parts[2] if len(parts) == 3 else None
+
+
+def _after_last_tool(messages: Any) -> Any:
+    """After a resume the answer is whatever the model said after the last tool result."""
+    for index in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[index], ToolMessage):
+            return messages[index + 1 :]
+    return []

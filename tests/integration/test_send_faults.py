@@ -4,7 +4,12 @@ a failure the user was told about; the card always ends telling the truth."""
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
+
+from infra.local.lambda_child import LocalLambdaContext
 
 from infra.local.slack_requests import LOCAL_DM_CHANNEL
 from mailroom.bootstrap import build_worker
@@ -25,6 +30,13 @@ from tests.integration.send_faults import (
 )
 
 
+@pytest.fixture
+def lambda_context() -> LocalLambdaContext:
+    # These tests are about sending, not the time budget: a slow shared machine must not
+    # cut a turn short.
+    return LocalLambdaContext("test-function", uuid.uuid4().hex, time.time() + 900, 1024)
+
+
 def ask(harness: Harness, email: bool = False):
     if email:
         harness.say("send an email to bob@example.com about the budget, saying Thursday works")
@@ -43,3 +55,157 @@ def test_approve_sends_once_and_the_card_says_so(agent: Harness):
     stored = record(agent, action_of(approval))
     assert stored["state"] == "sent" and stored["gmail_id"] in shown(final)
     assert not has_buttons(final)
+
+
+# Each fault on the send call itself, before or after Gmail took the message: the first
+# delivery ends unsettled (SQS will redeliver), the redelivery settles it with one send.
+SEND_FAULTS = [
+    pytest.param("http", 503, False, id="503-before"),
+    pytest.param("http", 503, True, id="503-after"),
+    pytest.param("http", 429, False, id="429"),
+    pytest.param("timeout", 503, False, id="timeout-before"),
+    pytest.param("timeout", 503, True, id="timeout-after"),
+    pytest.param("reset", 503, False, id="reset-before"),
+    pytest.param("reset", 503, True, id="reset-after"),
+]
+
+
+@pytest.mark.parametrize("email", [False, True], ids=["drafts.send", "messages.send"])
+@pytest.mark.parametrize(("kind", "status", "after"), SEND_FAULTS)
+def test_a_send_whose_answer_is_lost_is_settled_by_the_redelivery_with_one_send(
+    agent: Harness, monkeypatch: pytest.MonkeyPatch, email: bool, kind: str, status: int, after: bool
+):
+    monkeypatch.setenv("GMAIL_TIMEOUT_SECONDS", "1")
+    agent.worker = build_worker()
+    assert agent.gmail is not None
+    agent.gmail.stall_seconds = 2.0
+    approval = ask(agent, email=email)
+    approve = press(approval, "approve_send")
+    agent.gmail.fail_next("messages.send" if email else "drafts.send", status, kind=kind, after=after)
+    assert deliver(agent, approve) == "retry"
+    assert sends(agent) == (1 if after else 0)
+    assert "Sending" in shown(current(agent, approval)) and not has_buttons(current(agent, approval))
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert sends(agent) == 1
+    stored = record(agent, action_of(approval))
+    assert stored["state"] == "sent"
+    assert f"Gmail id `{stored['gmail_id']}`" in shown(current(agent, approval))
+
+
+def test_the_lookup_failing_too_is_retried_without_sending_twice(agent: Harness):
+    assert agent.gmail is not None
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    agent.gmail.fail_next("drafts.send", 503, after=True)
+    assert deliver(agent, approve) == "retry"
+    agent.gmail.fail_next("messages.list", 503, times=4)  # the lookup's own retries run out too
+    assert deliver(agent, approve, attempt=2) == "retry"
+    assert deliver(agent, approve, attempt=3) == "ok"
+    assert sends(agent) == 1
+    assert record(agent, action_of(approval))["state"] == "sent"
+
+
+STEPS = ["decided", "attempt_begun", "looked_up", "draft_checked", "sent", "card_updated", "resumed"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_worker_killed_between_any_two_steps_still_sends_exactly_once(agent: Harness, step: str):
+    agent.worker = build_worker(send_step=kill_at(step))
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    assert deliver(agent, approve) == "killed"
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert sends(agent) == 1
+    final = current(agent, approval)
+    stored = record(agent, action_of(approval))
+    assert stored["state"] == "sent" and stored["gmail_id"] in shown(final) and not has_buttons(final)
+
+
+def test_gmail_refusing_every_try_fails_honestly_and_nothing_is_ever_sent_later(agent: Harness):
+    """Told once the tries are used up; afterwards nothing (a new message, a stale Cancel,
+    a DLQ redrive of the press) sends the old email, even with Gmail healthy again."""
+    assert agent.gmail is not None
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    agent.gmail.fail_next("drafts.send", 503, times=4)
+    assert [deliver(agent, approve, attempt=n) for n in (1, 2, 3, 4)] == ["retry", "retry", "retry", "ok"]
+    assert sends(agent) == 0
+    stored = record(agent, action_of(approval))
+    assert stored["state"] == "failed" and stored["attempts"] == "4"
+    assert "Not sent: Gmail did not accept it after 4 tries" in shown(current(agent, approval))
+    # Gmail is fine again; whatever happens next sends nothing.
+    agent.say("What did Alice send me this week?")
+    assert deliver(agent, press(approval, "cancel_send")) == "ok"
+    assert deliver(agent, approve, attempt=1) == "ok"  # the press redriven from the DLQ
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "failed"
+    assert "Not sent" in shown(current(agent, approval)) and not has_buttons(current(agent, approval))
+
+
+def test_a_redrive_past_the_expiry_sends_nothing(agent: Harness):
+    agent.worker = build_worker(send_step=kill_at("decided"))
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    assert deliver(agent, approve) == "killed"
+    set_record(agent, action_of(approval), expires_at=1.0)  # days later
+    assert deliver(agent, approve, attempt=1) == "ok"
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "expired"
+    assert "expired" in shown(current(agent, approval)) and not has_buttons(current(agent, approval))
+
+
+def test_a_decision_another_worker_wrote_first_wins(agent: Harness):
+    """The conditional write refuses the second decision: the approve does nothing but say why."""
+    approval = ask(agent)
+    assert deliver(agent, press(approval, "cancel_send")) == "ok"
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    assert sends(agent) == 0
+    told = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ephemeral]
+    assert told and "it was cancelled" in told[-1].text
+    assert "Cancelled" in shown(current(agent, approval))
+
+
+def test_slack_failing_to_show_the_outcome_is_retried_until_the_card_is_true(agent: Harness):
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    agent.slack.fail_next("chat.update", status=500, times=6)  # "Sending…" and the outcome, each with retries
+    assert deliver(agent, approve) == "retry"
+    assert sends(agent) == 1
+    assert has_buttons(current(agent, approval))  # Slack never took the update
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert sends(agent) == 1
+    assert "sent (Gmail id" in shown(current(agent, approval)) and not has_buttons(current(agent, approval))
+
+
+def test_slack_failing_to_post_the_card_asks_again_and_the_lost_request_never_sends(agent: Harness):
+    agent.say("Draft a reply to Bob saying Thursday works")
+    from infra.local.slack_requests import message_event
+    from mailroom.slack.parsing import parse_event_callback
+    from tests.integration.harness import PUBLIC
+
+    command = parse_event_callback(message_event("send it", event_id="EvCardLost1"), PUBLIC)
+    assert command is not None
+    agent.slack.fail_next("chat.postMessage", status=500, times=3)
+    assert deliver(agent, command) == "retry"
+    assert deliver(agent, command, attempt=2) == "ok"
+    approval = card(agent)
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    assert sends(agent) == 1
+    assert record(agent, action_of(approval))["state"] == "sent"
+
+
+def test_a_draft_changed_in_gmail_is_shown_again_and_only_the_new_version_is_sent(agent: Harness):
+    assert agent.gmail is not None
+    approval = ask(agent)
+    [draft] = agent.gmail.drafts(ADA)
+    changed = draft.message.raw.replace(b"Thursday works", b"Friday works better")
+    agent.gmail.set_draft(ADA, draft.id, changed)
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    assert sends(agent) == 0
+    assert "draft changed" in shown(current(agent, approval)) and not has_buttons(current(agent, approval))
+    again = card(agent)
+    assert again.ts != approval.ts and "Friday works better" in shown(again)
+    assert deliver(agent, press(again, "approve_send")) == "ok"
+    assert sends(agent) == 1
+    assert b"Friday works better" in agent.gmail.sent(ADA)[-1].raw
+    assert record(agent, action_of(approval))["state"] == "superseded"

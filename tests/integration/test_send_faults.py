@@ -67,6 +67,9 @@ SEND_FAULTS = [
     pytest.param("timeout", 503, True, id="timeout-after"),
     pytest.param("reset", 503, False, id="reset-before"),
     pytest.param("reset", 503, True, id="reset-after"),
+    # A clean close with no answer: httplib2 (googleapiclient's transport) re-sends any
+    # request after that, POST included, which would send twice; sends do not use it.
+    pytest.param("hang_up", 503, True, id="hang-up-after"),
 ]
 
 

@@ -40,8 +40,10 @@ class Request:
 
 class Response:
     def __init__(self, status: int = 200, body: bytes | str | Any = b"", headers: dict[str, str] | None = None):
-        # True: answer nothing and reset the connection (a fault: the client sees ECONNRESET).
+        # Faults: answer nothing and reset the connection (the client sees ECONNRESET), or
+        # close it cleanly without an answer (as a proxy dropping an idle request does).
         self.reset = False
+        self.hang_up = False
         self.status = status
         self.headers = dict(headers or {})
         if isinstance(body, bytes):
@@ -97,6 +99,9 @@ class Emulator:
                     # Drop the connection with a TCP RST and no answer, as a network fault would.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()
+                    self.close_connection = True
+                    return
+                if response.hang_up:
                     self.close_connection = True
                     return
                 self.send_response(response.status)

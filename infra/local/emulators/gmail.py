@@ -302,10 +302,11 @@ class GmailMailbox:
         lost, as when a send succeeds but the connection drops.
 
         `kind="timeout"` holds the answer for `stall_seconds` (set it above the client's
-        timeout); `kind="reset"` resets the connection without answering. Either way,
+        timeout); `kind="reset"` resets the connection without answering; `kind="hang_up"`
+        closes it cleanly without answering. Either way,
         with `after=True` the call has taken effect, otherwise it has not.
         """
-        if kind not in ("http", "timeout", "reset"):
+        if kind not in ("http", "timeout", "reset", "hang_up"):
             raise ValueError(f"not a fault kind: {kind}")
         if not method_id.startswith("gmail."):
             method_id = f"gmail.users.{method_id}"
@@ -402,6 +403,7 @@ class GmailMailbox:
             time.sleep(self.stall_seconds)  # the client has given up by now; this answer goes nowhere
         response = _fault_response(fault)
         response.reset = fault.kind == "reset"
+        response.hang_up = fault.kind == "hang_up"
         return response
 
     # -- messages -------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 from infra.local.lambda_child import LocalLambdaContext
-
 from infra.local.slack_requests import LOCAL_DM_CHANNEL
 from mailroom.bootstrap import build_worker
 from tests.integration.harness import Harness

@@ -17,6 +17,7 @@ from tests.integration.send_faults import (
     ADA,
     action_of,
     card,
+    cards,
     current,
     deliver,
     has_buttons,
@@ -211,3 +212,77 @@ def test_a_draft_changed_in_gmail_is_shown_again_and_only_the_new_version_is_sen
     assert sends(agent) == 1
     assert b"Friday works better" in agent.gmail.sent(ADA)[-1].raw
     assert record(agent, action_of(approval))["state"] == "superseded"
+
+
+def big_draft(harness: Harness) -> tuple[str, bytes, str]:
+    """A 12,000-character reply in the Falcon thread with an HTML part, a Bcc and a PDF."""
+    from datetime import UTC, datetime
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    assert harness.gmail is not None
+    [latest, *_] = harness.gmail.search(ADA, 'subject:"Project Falcon kickoff"')
+    line = "Thursday works; here are the notes *not bold* <not a link> & more. "
+    text = (line * (12_000 // len(line) + 1))[:12_000]
+    mail = EmailMessage()
+    mail["From"] = ADA
+    mail["To"] = "Bob <bob@example.com>"
+    mail["Bcc"] = "carol@example.com"
+    mail["Subject"] = "Re: Project Falcon kickoff"
+    mail["Date"] = format_datetime(datetime.now(UTC))
+    mail["In-Reply-To"] = str(latest.message_id)
+    mail["References"] = str(latest.message_id)
+    mail.set_content(text)
+    mail.add_alternative(f"<p>{text}</p>", subtype="html")
+    mail.add_attachment(
+        b"%PDF-1.4\n" + bytes(range(256)) * 40, maintype="application", subtype="pdf", filename="notes.pdf"
+    )
+    raw = mail.as_bytes()
+    draft_id = harness.gmail.add_draft(ADA, raw, thread_id=latest.thread_id)
+    return draft_id, raw, latest.thread_id
+
+
+def test_a_long_draft_is_shown_whole_and_sent_byte_for_byte_in_its_thread(agent: Harness):
+    from infra.local.emulators.openai import Call, Rule
+    from mailroom.mail.draft import stamp, view
+
+    assert agent.gmail is not None and agent.openai is not None
+    draft_id, raw, thread_id = big_draft(agent)
+    agent.openai.script.rules.insert(
+        0,
+        Rule(user=r"send draft (?P<id>r\d+)", call=Call("send_draft", lambda c: {"draft_id": c.group("id")})),
+    )
+    agent.say(f"send draft {draft_id}")
+    approval = card(agent)
+    sections = "".join(
+        b["text"]["text"] for b in approval.blocks if b.get("type") == "section" and b["text"]["type"] == "plain_text"
+    )
+    body = view(raw).body
+    assert len(body) >= 12_000 and body in sections  # every character, none of it formatted
+    assert "Bcc: carol@example.com" in sections and "notes.pdf (10.0 KB)" in sections
+    assert "In reply to:" in sections and "HTML version" in sections
+    assert all(len(b["text"]["text"]) <= 3000 for b in approval.blocks if b.get("type") == "section")
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    [sent] = agent.gmail.sent(ADA)
+    assert sent.raw == stamp(raw, action_of(approval))  # the draft itself, plus the two headers
+    assert sent.thread_id == thread_id
+    assert agent.gmail.drafts(ADA) == []  # drafts.send consumed it
+
+
+def test_a_message_too_large_to_show_whole_is_refused_and_never_half_shown(agent: Harness):
+    from infra.local.emulators.openai import Call, Rule
+
+    assert agent.openai is not None
+    huge = "word " * 40_000  # 200,000 characters: more than 40 sections of 3,000
+    agent.openai.script.rules.insert(
+        0,
+        Rule(
+            user=r"send the huge one",
+            call=Call("send_email", {"to": "bob@example.com", "subject": "Huge", "body": huge}),
+        ),
+    )
+    agent.say("send the huge one")
+    assert cards(agent) == []
+    assert sends(agent) == 0
+    # The model was told why, in the tool result.
+    assert any("too large to show in Slack in full" in str(m) for m in agent.openai.requests[-1]["messages"])

@@ -186,3 +186,35 @@ def test_a_lost_send_is_not_repeated_even_if_gmail_replaced_its_message_id(linke
     sent = mailbox.sent(ADA)[-1].email
     assert sent["X-Google-Original-Message-ID"] and sent["X-Mailroom-Action"]
     assert "Approved by" in current(linked, approval).text
+
+
+def test_edit_before_approving_replaces_the_request_and_sends_the_edited_email(linked: LocalStack):
+    """Edit opens a modal (views.open by the ingress, within the trigger's 3 s), filled in
+    by the worker; submitting it replaces the request with a new card to approve."""
+    from infra.local.slack_requests import view_submission
+
+    assert linked.slack is not None
+    thread = "1796000000.000010"
+    say(linked, "send an email to bob@example.com about lunch, saying see you at noon", thread)
+    [approval] = [m for m in in_thread(linked, thread) if any(b.get("block_id") == "approval" for b in m.blocks)]
+    before = gmail(linked).send_count
+    press(linked, approval, "edit_send")
+    [view] = linked.slack.views().values()
+    prefilled = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"] if b["type"] == "input"}
+    assert prefilled["to"] == "bob@example.com" and "noon" in prefilled["body"]
+    edited = {"to": "bob@example.com", "cc": "", "bcc": "dave@example.com", "subject": "Lunch", "body": "One instead?"}
+    assert post_interaction(linked.url, view_submission(view, edited)).status == 200
+    linked.wait_until_drained(timeout=60)
+    assert "Replaced by your edited version" in current(linked, approval).text
+    assert gmail(linked).send_count == before
+    [second] = [
+        m
+        for m in in_thread(linked, thread)
+        if any(b.get("block_id") == "approval" for b in m.blocks) and m.ts != approval.ts
+    ]
+    assert "One instead?" in str(second.blocks) and "dave@example.com" in str(second.blocks)
+    press(linked, second, "approve_send")
+    assert gmail(linked).send_count == before + 1
+    sent = gmail(linked).sent(ADA)[-1].email
+    assert sent["Subject"] == "Lunch" and "One instead?" in sent.get_body().get_content()
+    assert "sent (Gmail id" in current(linked, second).text

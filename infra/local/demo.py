@@ -17,7 +17,14 @@ from html import unescape
 from pathlib import Path
 
 from infra.local.emulators.slack import PostedMessage, SlackEmulator
-from infra.local.slack_requests import LOCAL_DM_CHANNEL, block_action, message_event, post_event, post_interaction
+from infra.local.slack_requests import (
+    LOCAL_DM_CHANNEL,
+    block_action,
+    message_event,
+    post_event,
+    post_interaction,
+    view_submission,
+)
 from infra.local.stack import LocalStack, StackOptions
 
 LOG_PATH = Path(".local/demo.log")
@@ -87,6 +94,44 @@ def approve_in_slack(stack: LocalStack, slack: SlackEmulator) -> None:
         say(f"  messages sent through Gmail in this demo: {stack.gmail.send_count}")
 
 
+def edit_in_slack(stack: LocalStack, slack: SlackEmulator, changes: dict[str, str]) -> None:
+    """ada presses Edit: the ingress opens a modal at once, the worker fills it in; she
+    changes it and submits, which replaces the request with a new card."""
+    [request] = [
+        m for m in slack.messages(channel=LOCAL_DM_CHANNEL) if any(b.get("block_id") == "approval" for b in m.blocks)
+    ]
+    [value] = {e["value"] for b in request.blocks for e in b.get("elements", []) if "value" in e}
+    say("\n  ada presses *Edit*")
+    answer = post_interaction(stack.url, block_action("edit_send", value, message_ts=request.ts))
+    say(f"  ingress: HTTP {answer.status} in {answer.seconds * 1000:.0f} ms (the modal opened within Slack's 3 s)")
+    stack.wait_until_drained(timeout=60)
+    [view] = [v for v in slack.views().values() if any(b.get("type") == "input" for b in v["blocks"])]
+    form = {b["block_id"]: b["element"].get("initial_value") or "" for b in view["blocks"] if b["type"] == "input"}
+    say(f"  modal prefilled: to {form['to']!r}, subject {form['subject']!r}, body {form['body'][:60]!r}…")
+    form |= changes
+    say(f"  ada changes {', '.join(changes)} and presses *{view['submit']['text']}*")
+    answer = post_interaction(stack.url, view_submission(view, form))
+    say(f"  ingress: HTTP {answer.status}")
+    stack.wait_until_drained(timeout=60)
+    [old] = [m for m in slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts == request.ts]
+    show_reply(old)
+    [new] = [
+        m for m in slack.messages(channel=LOCAL_DM_CHANNEL) if any(b.get("block_id") == "approval" for b in m.blocks)
+    ]
+    show_card(new)
+
+
+def show_card(message: PostedMessage) -> None:
+    say("  bot (DM): an approval card")
+    for block in message.blocks:
+        text = (block.get("text") or {}).get("text") or " ".join(
+            e.get("text", {}).get("text", "") if isinstance(e.get("text"), dict) else str(e.get("text", ""))
+            for e in block.get("elements", [])
+        )
+        for line in str(text).splitlines():
+            say(textwrap.indent(textwrap.fill(line, 88) if line else "", "    │ "))
+
+
 def button_url(message: PostedMessage) -> str:
     for block in message.blocks:
         for element in block.get("elements", []):
@@ -138,6 +183,9 @@ def main() -> int:
                 say(f"  Gmail draft {draft.id}: to {mail['To']}, subject {mail['Subject']!r}")
                 say(f"    in Gmail thread {draft.message.thread_id}")
         agent_says(stack, stack.slack, "send it")
+        approve_in_slack(stack, stack.slack)
+        agent_says(stack, stack.slack, "send an email to bob@example.com about lunch, saying see you at noon")
+        edit_in_slack(stack, stack.slack, {"subject": "Lunch on Friday", "body": "See you at one on Friday instead."})
         approve_in_slack(stack, stack.slack)
         agent_says(stack, stack.slack, "What did Bob send me this week?")
 

@@ -133,8 +133,33 @@ def test_a_press_on_the_connect_gmail_link_button_needs_no_work():
 
 
 def test_other_interaction_types_are_ignored():
-    body = interaction_body({"type": "view_submission", "user": {"id": "U1"}})
+    body = interaction_body({"type": "view_closed", "user": {"id": "U1"}})
     assert parse_interaction(body, ORIGIN) is None
+
+
+def test_the_edit_modal_submit_names_its_request_and_carries_the_fields():
+    from infra.local.slack_requests import view_submission
+
+    view = {
+        "id": "V123",
+        "callback_id": "edit_send_submit",
+        "private_metadata": '{"action_id": "send-abc", "channel": "D0ADA", "thread_ts": "1700.1"}',
+    }
+    values = {"to": "bob@example.com", "cc": "", "bcc": "c@example.com", "subject": "Hi", "body": "text"}
+    command = parse_interaction(interaction_body(view_submission(view, values)), ORIGIN)
+    assert command is not None and command.name == "edit_send_submit" and command.action_value == "send-abc"
+    assert command.conversation_id == "T0LOCAL:D0ADA:1700.1" and command.form == values
+    assert command.view_id == "V123"
+
+
+def test_another_modal_or_a_submit_without_its_request_is_not_queued():
+    from infra.local.slack_requests import view_submission
+
+    other = {"id": "V1", "callback_id": "something_else", "private_metadata": ""}
+    assert parse_interaction(interaction_body(view_submission(other, {})), ORIGIN) is None
+    broken = {"id": "V1", "callback_id": "edit_send_submit", "private_metadata": "{}"}
+    with pytest.raises(MalformedPayload):
+        parse_interaction(interaction_body(view_submission(broken, {})), ORIGIN)
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,6 @@ Blocks = list[dict[str, Any]]
 
 SECTION_CHARS = 3000  # Slack: a section's text
 MAX_BLOCKS = 50  # Slack: blocks in one message
-# Blocks a card needs besides the body: title, from/to/cc/bcc, subject, threading,
-# attachments, divider, actions, context.
-_FRAME_BLOCKS = 10
-MAX_BODY_CHARS = (MAX_BLOCKS - _FRAME_BLOCKS) * SECTION_CHARS
 
 
 class TooLargeToShow(ValueError):

@@ -1,0 +1,60 @@
+"""The approval card shows the whole message, as plain text, within Slack's limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailroom.agent import approval_card
+from mailroom.approvals import PendingSend
+from mailroom.mail.draft import stamp, view
+
+
+def pending(body: str, **extra) -> PendingSend:
+    return PendingSend(
+        action_id="send-1",
+        kind="send_email",
+        owner="U1",
+        from_="ada@example.com",
+        to=("bob@example.com",),
+        cc=(),
+        bcc=("carol@example.com",),
+        subject="<https://evil.test|Approve> *now*",
+        body=body,
+        message_hash="h",
+        expires_at=0.0,
+        **extra,
+    )
+
+
+def plain_texts(blocks):
+    return [b["text"]["text"] for b in blocks if b.get("type") == "section" and b["text"]["type"] == "plain_text"]
+
+
+def test_a_long_body_is_split_over_sections_and_shown_whole():
+    body = "".join(f"line {i} with <@U999> and *stars*\n" for i in range(2000))
+    _, blocks = approval_card.request_card(pending(body), 24)
+    sections = plain_texts(blocks)
+    assert all(0 < len(s) <= approval_card.SECTION_CHARS for s in sections)
+    assert body in "".join(sections)
+    assert len(blocks) <= approval_card.MAX_BLOCKS
+
+
+def test_mail_text_is_never_formatted():
+    _, blocks = approval_card.request_card(pending("hi"), 24)
+    mrkdwn = [b["text"]["text"] for b in blocks if b.get("type") == "section" and b["text"]["type"] == "mrkdwn"]
+    assert not any("evil.test" in t for t in mrkdwn)
+    assert any("evil.test" in t for t in plain_texts(blocks))
+
+
+def test_a_body_too_large_for_one_card_is_refused():
+    with pytest.raises(approval_card.TooLargeToShow):
+        approval_card.request_card(pending("x" * approval_card.SECTION_CHARS * approval_card.MAX_BLOCKS), 24)
+
+
+def test_stamping_keeps_every_other_byte():
+    raw = b"From: a@x.com\r\nMessage-ID: <old@x>\r\nX-Mailroom-Action: older\r\n\tfolded\r\nSubject: s\r\n\r\nbody\r\n"
+    stamped = stamp(raw, "send-abc")
+    assert stamped.endswith(b"From: a@x.com\r\nSubject: s\r\n\r\nbody\r\n")
+    assert stamped.count(b"Message-ID:") == 1 and b"<old@x>" not in stamped and b"folded" not in stamped
+    assert stamp(stamped, "send-abc") == stamped
+    assert view(stamped).subject == "s"

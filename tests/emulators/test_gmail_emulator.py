@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -402,6 +403,45 @@ def test_a_lost_answer_after_the_send_is_found_by_message_id(ada: Account) -> No
         ada.gmail.users().messages().send(userId="me", body={"raw": raw_of(msg)}).execute()
     assert failed.value.status_code == 500
     assert len(ada.search(f"rfc822msgid:{chosen}")) == 1  # it did go out: a retry must not resend
+
+
+@pytest.mark.parametrize("kind", ["timeout", "reset", "hang_up"])
+@pytest.mark.parametrize("after", [False, True])
+def test_transport_faults_lose_the_answer_before_or_after_the_send(ada: Account, kind: str, after: bool) -> None:
+    import requests
+
+    token = ada.google.issue_tokens(scopes=MAILROOM_SCOPES, account_email=ada.email)["access_token"]
+    before = len(ada.mailbox.sent(ada.email))
+    ada.mailbox.stall_seconds = 1.0
+    ada.mailbox.fail_next("messages.send", kind=kind, after=after)
+    with pytest.raises((requests.Timeout, requests.ConnectionError)):
+        requests.post(
+            f"{ada.google.gmail_api_url}gmail/v1/users/me/messages/send",
+            json={"raw": raw_of(reply_to_thursday(ada))},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=0.5,
+        )
+    time.sleep(0.6 if kind == "timeout" else 0)  # the stalled call finishes on the server's side
+    assert len(ada.mailbox.sent(ada.email)) == before + (1 if after else 0)
+
+
+def test_drafts_update_replaces_the_raw_and_drafts_send_sends_it_as_is(ada: Account) -> None:
+    drafts = ada.gmail.users().drafts()
+    created = drafts.create(userId="me", body={"message": {"raw": raw_of(reply_to_thursday(ada))}}).execute()
+    changed = reply_to_thursday(ada)
+    changed["X-Mailroom-Action"] = "send-1"
+    changed.set_content("changed text")
+    body = {"id": created["id"], "message": {"raw": raw_of(changed), "threadId": created["message"]["threadId"]}}
+    updated = drafts.update(userId="me", id=created["id"], body=body).execute()
+    assert updated["id"] == created["id"] and updated["message"]["id"] != created["message"]["id"]
+    raw = b64decode(drafts.get(userId="me", id=created["id"], format="raw").execute()["message"]["raw"])
+    assert raw == changed.as_bytes()
+    sent = drafts.send(userId="me", body={"id": created["id"]}).execute()
+    assert set(sent) >= {"id", "threadId", "labelIds"} and "SENT" in sent["labelIds"]
+    assert ada.mailbox.message(ada.email, sent["id"]).raw.endswith(changed.as_bytes())  # + Date, Message-ID
+    with pytest.raises(HttpError) as gone:
+        drafts.get(userId="me", id=created["id"]).execute()
+    assert gone.value.status_code == 404
 
 
 def test_fail_next_rejects_unknown_methods(ada: Account) -> None:

@@ -293,3 +293,39 @@ def test_form_encoded_requests_decode_json_fields(slack: SlackEmulator, client: 
     with urllib.request.urlopen(slack.api_url + "auth.test", data=form, timeout=5) as response:  # noqa: S310
         assert json.loads(response.read())["ok"] is True
     assert "token" not in slack.calls("auth.test")[0]["args"]
+
+
+def _modal(**extra: Any) -> dict[str, Any]:
+    return {"type": "modal", "title": {"type": "plain_text", "text": "Edit email"}, "blocks": [], **extra}
+
+
+def test_views_open_takes_a_fresh_trigger_once_and_views_update_replaces_the_view(
+    slack: SlackEmulator, client: WebClient
+) -> None:
+    trigger = f"{int(time.time() * 1000)}.1.abc"
+    opened = client.views_open(trigger_id=trigger, view=_modal(private_metadata="m"))
+    view_id = opened["view"]["id"]
+    with pytest.raises(SlackApiError) as again:
+        client.views_open(trigger_id=trigger, view=_modal())
+    assert again.value.response["error"] == "exchanged_trigger_id"
+    stale = f"{int((time.time() - 4) * 1000)}.2.abc"
+    with pytest.raises(SlackApiError) as expired:
+        client.views_open(trigger_id=stale, view=_modal())
+    assert expired.value.response["error"] == "expired_trigger_id"
+    field = {"type": "input", "block_id": "to", "label": {"type": "plain_text", "text": "To"}}
+    field["element"] = {"type": "plain_text_input", "action_id": "to"}
+    with pytest.raises(SlackApiError) as no_submit:
+        client.views_update(view_id=view_id, view=_modal(blocks=[field]))
+    assert no_submit.value.response["error"] == "invalid_arguments"  # inputs need a submit button
+    client.views_update(view_id=view_id, view=_modal(blocks=[field], submit={"type": "plain_text", "text": "Save"}))
+    assert slack.views()[view_id]["blocks"] == [field]
+    with pytest.raises(SlackApiError) as missing:
+        client.views_update(view_id="VNOPE", view=_modal())
+    assert missing.value.response["error"] == "not_found"
+
+
+def test_a_section_over_slacks_text_limit_is_refused(slack: SlackEmulator, client: WebClient) -> None:
+    too_long = [{"type": "section", "text": {"type": "plain_text", "text": "x" * 3001}}]
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel="D1", text="t", blocks=too_long)
+    assert refused.value.response["error"] == "invalid_blocks"

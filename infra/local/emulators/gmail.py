@@ -606,6 +606,8 @@ class GmailMailbox:
             problem = self._check_thread(account, thread_id)
             if problem is not None:
                 return problem
+            if thread_id is not None and not [m for m in account.thread(thread_id) if m.id != draft.message.id]:
+                thread_id = None  # the draft's own one-message thread goes with its message
             # Gmail replaces the draft's message: same draft id, a new message id.
             account.messages.pop(draft.message.id, None)
             draft.message = self._draft_message(account, raw, thread_id)

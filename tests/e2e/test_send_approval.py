@@ -216,5 +216,6 @@ def test_edit_before_approving_replaces_the_request_and_sends_the_edited_email(l
     press(linked, second, "approve_send")
     assert gmail(linked).send_count == before + 1
     sent = gmail(linked).sent(ADA)[-1].email
-    assert sent["Subject"] == "Lunch" and "One instead?" in sent.get_body().get_content()
+    body = sent.get_body()
+    assert sent["Subject"] == "Lunch" and body is not None and "One instead?" in body.get_content()
     assert "sent (Gmail id" in current(linked, second).text

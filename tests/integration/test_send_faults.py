@@ -286,3 +286,34 @@ def test_a_message_too_large_to_show_whole_is_refused_and_never_half_shown(agent
     assert sends(agent) == 0
     # The model was told why, in the tool result.
     assert any("too large to show in Slack in full" in str(m) for m in agent.openai.requests[-1]["messages"])
+
+
+def test_a_model_server_reusing_tool_call_ids_cannot_make_a_second_send_look_like_the_first(agent: Harness):
+    assert agent.openai is not None
+    agent.openai.reuse_call_ids = True  # every answer's first tool call is "call_0"
+    first = ask(agent, email=True)
+    assert deliver(agent, press(first, "approve_send")) == "ok"
+    agent.say("send an email to carol@example.com about the venue, saying the hall is booked")
+    second = card(agent)
+    assert second.ts != first.ts and action_of(second) != action_of(first)
+    assert "carol@example.com" in shown(second) and has_buttons(second)
+    assert sends(agent) == 1  # the second request waits for its own press
+    assert deliver(agent, press(second, "approve_send")) == "ok"
+    assert sends(agent) == 2
+
+
+def test_the_model_failing_after_the_send_does_not_send_again(agent: Harness):
+    """The graph is resumed after the send; if that fails, the redelivery finds the record
+    sent and only closes the request. A later message sends nothing either."""
+    assert agent.openai is not None
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    agent.openai.fail_next(500, times=8)  # more than the client's retries
+    # Retried or given up on: how a model outage is classified is the worker's call.
+    if deliver(agent, approve) == "retry":
+        assert sends(agent) == 1
+        assert deliver(agent, approve, attempt=2) == "ok"
+    agent.say("What did Alice send me this week?")
+    assert sends(agent) == 1
+    assert record(agent, action_of(approval))["state"] == "sent"
+    assert "sent (Gmail id" in shown(current(agent, approval))

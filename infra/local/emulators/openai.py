@@ -478,6 +478,9 @@ class OpenAIEmulator(Emulator):
         # meet its own tool call ids again after a restart.
         self._seed = uuid.uuid4().hex
         self._models: list[str] = list(DEFAULT_MODELS)
+        # Some OpenAI-compatible servers number tool calls per answer ("call_0", "call_1"),
+        # so the same id comes back in every answer; True imitates them.
+        self.reuse_call_ids = False
 
     @property
     def base_url(self) -> str:
@@ -579,7 +582,7 @@ class OpenAIEmulator(Emulator):
             self.decisions.append(decision)
             self._counter += 1
             serial = self._counter
-        completion = _Completion(f"{self._seed}:{serial}", model, body, decision)
+        completion = _Completion(f"{self._seed}:{serial}", model, body, decision, self.reuse_call_ids)
         headers = self._headers()
         if body.get("stream"):
             headers["Content-Type"] = "text/event-stream; charset=utf-8"
@@ -877,7 +880,9 @@ def _tokens(text: str) -> int:
 class _Completion:
     """One answer, rendered as a chat.completion or as chat.completion.chunk events."""
 
-    def __init__(self, serial: str, model: str, body: Mapping[str, Any], decision: Decision):
+    def __init__(
+        self, serial: str, model: str, body: Mapping[str, Any], decision: Decision, reuse_call_ids: bool = False
+    ):
         self.id = f"chatcmpl-{_digest('completion', serial, 29)}"
         self.created = int(time.time())
         self.model = model
@@ -885,7 +890,11 @@ class _Completion:
         self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self.content = decision.content
         self.calls = [
-            (f"call_{_digest(f'call:{serial}', i, 24)}", name, json.dumps(args, ensure_ascii=False))
+            (
+                f"call_{i}" if reuse_call_ids else f"call_{_digest(f'call:{serial}', i, 24)}",
+                name,
+                json.dumps(args, ensure_ascii=False),
+            )
             for i, (name, args) in enumerate(decision.tool_calls)
         ]
         self.finish_reason = "tool_calls" if self.calls else "stop"

@@ -317,3 +317,32 @@ def test_the_model_failing_after_the_send_does_not_send_again(agent: Harness):
     assert sends(agent) == 1
     assert record(agent, action_of(approval))["state"] == "sent"
     assert "sent (Gmail id" in shown(current(agent, approval))
+
+
+def test_a_request_is_bound_to_the_address_it_was_asked_from(agent: Harness):
+    """Gmail relinked to another account before the press: nothing is sent from either."""
+    approval = ask(agent, email=True)
+    agent.google.account_email = "ada.other@example.com"
+    assert agent.link()[0] == 200
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "superseded"
+    assert "linked to another address" in shown(current(agent, approval))
+
+
+def test_a_bcc_only_send_whose_message_id_was_replaced_is_still_found(agent: Harness):
+    """The fallback lookup (our X-Mailroom-Action header) covers Cc- and Bcc-only sends."""
+    from infra.local.emulators.openai import Call, Rule
+
+    assert agent.gmail is not None and agent.openai is not None
+    quiet = {"to": "", "bcc": "bob@example.com", "subject": "Quietly", "body": "Only Bob, in Bcc."}
+    agent.openai.script.rules.insert(0, Rule(user=r"send the quiet one", call=Call("send_email", quiet)))
+    agent.say("send the quiet one")
+    approval = card(agent)
+    approve = press(approval, "approve_send")
+    agent.gmail.rewrite_message_ids = True
+    agent.gmail.fail_next("messages.send", 503, after=True)
+    assert deliver(agent, approve) == "retry"
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert sends(agent) == 1
+    assert record(agent, action_of(approval))["state"] == "sent"

@@ -132,6 +132,13 @@ def test_a_press_on_the_connect_gmail_link_button_needs_no_work():
     assert parse_interaction(interaction_body(payload), ORIGIN) is None
 
 
+def test_a_press_on_a_top_level_card_that_became_a_thread_parent_stays_in_the_top_level_conversation():
+    payload = block_action("approve_send", "send-1", message_ts="1700.5", thread_ts="1700.5")
+    command = parse_interaction(interaction_body(payload), ORIGIN)
+    assert command is not None and command.thread_ts is None
+    assert command.conversation_id == f"{command.team_id}:{command.channel_id}"
+
+
 def test_other_interaction_types_are_ignored():
     body = interaction_body({"type": "view_closed", "user": {"id": "U1"}})
     assert parse_interaction(body, ORIGIN) is None

@@ -135,6 +135,7 @@ def outcome(record: ApprovalRecord) -> str:
         reasons = {
             "edited": "Replaced by your edited version below; nothing was sent from this card.",
             "draft_changed": "The draft changed in Gmail; its current version is shown below. Nothing was sent.",
+            "relinked": "Gmail is now linked to another address, so this was not sent from it.",
         }
         return ":leftwards_arrow_with_hook: " + reasons.get(
             record.reason or "", "You moved on without approving; nothing was sent."

@@ -31,7 +31,7 @@ from mailroom.approvals import PendingSend
 from mailroom.commands import Command
 from mailroom.errors import TransientError
 from mailroom.mail.compose import InvalidMessage, build_message
-from mailroom.observability import logger
+from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
 
 Answer = Callable[[str, str | None, str], None]
@@ -68,6 +68,7 @@ class ApprovalDesk:
                 continue
             text, blocks = approval_card.request_card(pending, self._hours)
             ts = self._chat.post(channel_id, text, thread_ts=thread_ts, blocks=blocks)
+            metrics.add_metric(name="ApprovalsRequested", unit="Count", value=1)
             with contextlib.suppress(StateConflict):  # decided meanwhile: that press updates the card
                 self.store.set_card(pending.action_id, ts)
 
@@ -112,13 +113,16 @@ class ApprovalDesk:
                     self._tell(command, replies.approval_edit_invalid(edited))
                     return
                 resume_value["message"] = edited
-            decided = self._decide(command, record, sender, card_ts)
+            decided = self._decide(command, record, sender, card_ts, context.email)
             if decided is None:
                 return
             record = decided
         elif command.name == approvals.EDIT_SUBMIT:
             resume_value["message"] = self._edited(command, pending)
         self._step("decided")
+        if record.state in SENDABLE and not _same_address(record.gmail_address, context.email):
+            # Bound to the address it was asked from: never sent from another account.
+            record = sender.end(record, "Gmail is now linked to another address")
         if record.state in SENDABLE:
             self.show(record, pending, card_ts)  # "Sending…": the outcome below is the update that must land
             try:
@@ -140,7 +144,7 @@ class ApprovalDesk:
         self.ask(record.channel_id, thread_ts, list(result.get("__interrupt__") or []))
 
     def _decide(
-        self, command: Command, record: ApprovalRecord, sender: ApprovedSend, card_ts: str | None
+        self, command: Command, record: ApprovalRecord, sender: ApprovedSend, card_ts: str | None, context_email: str
     ) -> ApprovalRecord | None:
         """The one conditional write that decides the request, or None (told why)."""
         now, event = self._clock(), command.event_id
@@ -159,6 +163,8 @@ class ApprovalDesk:
         try:
             if command.name == approvals.CANCEL:
                 return move(State.CANCELLED)
+            if not _same_address(record.gmail_address, context_email):
+                return move(State.SUPERSEDED, reason="relinked")
             if record.expired_at(now):
                 return move(State.EXPIRED)
             if command.name == approvals.EDIT_SUBMIT:
@@ -171,7 +177,7 @@ class ApprovalDesk:
             if current is not None and current.decided_by == event:
                 return current
             if current is not None and current.state == State.PENDING:  # expired between the check and the write
-                return self._decide(command, current, sender, card_ts)
+                return self._decide(command, current, sender, card_ts, context_email)
             if current is not None:
                 self.show(current, None, card_ts)
                 self._tell(command, replies.approval_already(current.state.value))
@@ -217,6 +223,10 @@ class ApprovalDesk:
 
     def _tell(self, command: Command, text: str) -> None:
         self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
+
+
+def _same_address(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower()
 
 
 def _pending(value: Any) -> PendingSend | None:

@@ -119,6 +119,12 @@ class ApprovedSend:
             return f"Gmail did not accept it after {record.attempts} tries"
         return "the message is not the one you were shown"
 
+    def end(self, record: ApprovalRecord, reason: str) -> ApprovalRecord:
+        """End a request that must not be attempted at all (no lookup, no send)."""
+        if record.state == State.APPROVED and record.expired_at(self._clock()):
+            return self._move(record, State.EXPIRED, reason=reason)
+        return self._move(record, State.FAILED, reason=reason)
+
     def _give_up(self, record: ApprovalRecord, pending: PendingSend | None, reason: str) -> ApprovalRecord:
         """End a request that may not be attempted again: sent if an earlier attempt got
         through after all, otherwise expired (never tried) or failed."""

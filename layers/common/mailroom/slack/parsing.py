@@ -119,8 +119,12 @@ def parse_interaction(body: bytes, public_base_url: str | None) -> Command | Non
         return None
     message = payload.get("message") or {}
     message_ts = container.get("message_ts") or message.get("ts")
-    # A press belongs to the conversation its message lives in.
+    # A press is queued in the conversation its message lives in (the worker then acts in
+    # the one its approval record names). A top-level card that has since gathered
+    # replies carries thread_ts == its own ts: it still lives at the top level.
     thread_ts = container.get("thread_ts") or message.get("thread_ts")
+    if thread_ts is not None and thread_ts == message_ts:
+        thread_ts = None
     value = action.get("value")
     # Slack does not retry interactions, but a user may press twice: each press is its
     # own event, keyed by what was pressed and when.

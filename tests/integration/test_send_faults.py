@@ -346,3 +346,17 @@ def test_a_bcc_only_send_whose_message_id_was_replaced_is_still_found(agent: Har
     assert deliver(agent, approve, attempt=2) == "ok"
     assert sends(agent) == 1
     assert record(agent, action_of(approval))["state"] == "sent"
+
+
+def test_a_press_is_routed_by_its_action_id_not_by_the_thread_it_came_from(agent: Harness):
+    """A press arriving from another thread (a card that became a thread parent, a
+    forwarded card) still acts on the conversation its record names."""
+    from dataclasses import replace
+
+    approval = ask(agent)
+    elsewhere = replace(approval, thread_ts="1799999999.000001")
+    assert deliver(agent, press(elsewhere, "approve_send")) == "ok"
+    assert sends(agent) == 1
+    assert record(agent, action_of(approval))["conversation_id"] == "T0LOCAL:" + approval.channel
+    answers = [m for m in agent.slack.messages(channel=approval.channel) if m.text == "Sent." and not m.ephemeral]
+    assert answers and answers[-1].thread_ts is None  # the model's answer went to the record's conversation

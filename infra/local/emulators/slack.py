@@ -5,6 +5,8 @@ production code talks to it through the real client. It answers the methods Mail
 with Slack's own request and response shapes and error codes, keeps the messages the bot
 posted (updated in place by chat.update, removed by chat.delete), records every call, and
 can be told to fail the next calls of a method (429 with Retry-After, 5xx, or an `ok: false`).
+Blocks are checked against Slack's text limits; modals open with views.open (a trigger id
+is good once, for 3 seconds) and change with views.update (`views()` shows them).
 
 State can also be read and driven over HTTP, so a process outside the test can poll it:
 

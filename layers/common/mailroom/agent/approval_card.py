@@ -115,14 +115,17 @@ def _button(action_id: str, text: str, value: str, style: str | None) -> dict[st
     return button
 
 
-def outcome(record: ApprovalRecord) -> str:
+def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     """One line that says what became of the request (mrkdwn; ours, no mail text)."""
     state = record.state
     if state == State.SENT:
         return f":white_check_mark: Approved by <@{record.user_id}> and sent (Gmail id `{record.gmail_id}`)."
     if state in (State.APPROVED, State.SENDING):
-        if record.attempts > 1:
-            return ":hourglass_flowing_sand: Sending… Gmail did not confirm the last try; checking again shortly."
+        if unconfirmed:
+            return (
+                ":hourglass_flowing_sand: Sending… Gmail did not confirm it yet; I will check again in a few "
+                "minutes and tell you here. It will not be sent twice."
+            )
         return ":hourglass_flowing_sand: Sending…"
     if state == State.FAILED:
         why = record.reason or "Gmail did not accept it"
@@ -143,9 +146,9 @@ def outcome(record: ApprovalRecord) -> str:
     return "Waiting for your decision."
 
 
-def decided_card(record: ApprovalRecord, pending: PendingSend | None) -> tuple[str, Blocks]:
+def decided_card(record: ApprovalRecord, pending: PendingSend | None, unconfirmed: bool = False) -> tuple[str, Blocks]:
     """The card once decided or in progress: the message (when known), no buttons, the outcome."""
-    line = outcome(record)
+    line = outcome(record, unconfirmed)
     blocks: Blocks = _summary(pending) if pending is not None else []
     blocks.append({"type": "context", "elements": [_mrkdwn(line)]})
     if len(blocks) > MAX_BLOCKS:

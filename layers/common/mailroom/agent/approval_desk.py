@@ -73,14 +73,19 @@ class ApprovalDesk:
                 self.store.set_card(pending.action_id, ts)
 
     def show(
-        self, record: ApprovalRecord, pending: PendingSend | None = None, ts: str | None = None, strict: bool = False
+        self,
+        record: ApprovalRecord,
+        pending: PendingSend | None = None,
+        ts: str | None = None,
+        strict: bool = False,
+        unconfirmed: bool = False,
     ) -> None:
         """Write the record's state on its card (buttons gone). With `strict`, a Slack
         failure is raised so the press is redelivered until the card tells the truth."""
         where = record.card_ts or ts
         if not where:
             return
-        text, blocks = approval_card.decided_card(record, pending)
+        text, blocks = approval_card.decided_card(record, pending, unconfirmed)
         try:
             self._chat.update(record.channel_id, where, text, blocks=blocks)
         except Exception:
@@ -128,7 +133,7 @@ class ApprovalDesk:
             try:
                 record = sender.run(record, pending)
             except TransientError:
-                self.show(self.store.get(record.action_id) or record, pending, card_ts)
+                self.show(self.store.get(record.action_id) or record, pending, card_ts, unconfirmed=True)
                 raise
         self.show(record, pending, card_ts, strict=True)
         self._step("card_updated")

@@ -360,3 +360,30 @@ def test_a_press_is_routed_by_its_action_id_not_by_the_thread_it_came_from(agent
     assert record(agent, action_of(approval))["conversation_id"] == "T0LOCAL:" + approval.channel
     answers = [m for m in agent.slack.messages(channel=approval.channel) if m.text == "Sent." and not m.ephemeral]
     assert answers and answers[-1].thread_ts is None  # the model's answer went to the record's conversation
+
+
+def test_a_press_given_up_on_before_any_attempt_can_never_be_redriven_into_a_send(agent: Harness):
+    """Every delivery failed before reaching Gmail (here: killed right after the decision);
+    on the last one the worker gives up and tells the user. A DLQ redrive then sends nothing."""
+    from mailroom.adapters.approval_table import DynamoApprovalStore
+    from mailroom.adapters.slack_chat import SlackChat, make_web_client
+    from mailroom.agent.approval_desk import ApprovalDesk
+
+    agent.worker = build_worker(send_step=kill_at("decided", times=4))
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    assert [deliver(agent, approve, attempt=n) for n in (1, 2, 3, 4)] == ["killed"] * 4
+    # What the worker does on the last delivery (AgentChat.abandon_press, for issue 10's last-try branch).
+    desk = ApprovalDesk(
+        SlackChat(make_web_client(agent.slack.bot_token, agent.slack.api_url)),
+        DynamoApprovalStore(agent.deployment.physical("ApprovalsTable")),
+        ttl_seconds=3600,
+        max_send_attempts=4,
+        answer=lambda channel, thread, text: None,
+    )
+    desk.abandon(approve)
+    agent.worker = build_worker()
+    assert deliver(agent, approve, attempt=1) == "ok"  # redriven from the DLQ
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "failed"
+    assert "Not sent" in shown(current(agent, approval))

@@ -188,6 +188,26 @@ class ApprovalDesk:
                 self._tell(command, replies.approval_already(current.state.value))
             return None
 
+    def abandon(self, command: Command) -> None:
+        """The press's last delivery failed and its user was told (the worker calls this
+        before the message goes to the DLQ): a request approved but never attempted ends
+        as failed, so that no redrive can send it later. One that reached Gmail is left to
+        the attempt budget, which only ever looks it up again."""
+        record = self.store.get(command.action_value or "") if command.action_value else None
+        if record is None or record.state != State.APPROVED or record.decided_by != command.event_id:
+            return
+        try:
+            record = self.store.move(
+                record.action_id,
+                State.FAILED,
+                now=self._clock(),
+                from_states=frozenset({State.APPROVED}),
+                reason="a service it depends on did not answer, so it was not sent",
+            )
+        except StateConflict:
+            return
+        self.show(record)
+
     # -- editing -------------------------------------------------------------------------
     def _open_editor(self, command: Command, record: ApprovalRecord, pending: PendingSend | None) -> None:
         """Fill the modal the ingress opened (a trigger id lives 3 s: see ingress.py)."""

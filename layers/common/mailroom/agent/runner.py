@@ -124,6 +124,11 @@ class AgentChat:
         with self._one_read_per_checkpoint():
             self._resume(command)
 
+    def abandon_press(self, command: Command) -> None:
+        """For the worker, on a press's last failed delivery (see ApprovalDesk.abandon)."""
+        if self._approvals is not None and command.kind == "action":
+            self._desk().abandon(command)
+
     def _resume(self, command: Command) -> None:
         # The press is routed by its action id, looked up server-side: the record names
         # the owner and the conversation, whatever thread the press came from.

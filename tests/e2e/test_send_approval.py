@@ -219,3 +219,14 @@ def test_edit_before_approving_replaces_the_request_and_sends_the_edited_email(l
     body = sent.get_body()
     assert sent["Subject"] == "Lunch" and body is not None and "One instead?" in body.get_content()
     assert "sent (Gmail id" in current(linked, second).text
+
+
+def test_another_users_edit_press_is_told_why_in_the_modal_and_changes_nothing(linked: LocalStack):
+    assert linked.slack is not None
+    thread = "1796000000.000011"
+    say(linked, "send an email to bob@example.com about lunch, saying see you at noon", thread)
+    [approval] = [m for m in in_thread(linked, thread) if any(b.get("block_id") == "approval" for b in m.blocks)]
+    press(linked, approval, "edit_send", user="U0MALLORY")
+    [view] = linked.slack.views().values()
+    assert "Only <@U0ADA>" in str(view["blocks"]) and not any(b["type"] == "input" for b in view["blocks"])
+    assert any(b.get("block_id") == "approval" for b in current(linked, approval).blocks)  # still waiting

@@ -212,10 +212,14 @@ def edit_view(pending: PendingSend, private_metadata: str) -> dict[str, Any]:
 
 
 def edit_unavailable_view() -> dict[str, Any]:
-    text = (
+    return notice_view(
         "This request can't be edited here: a draft is sent exactly as it is in Gmail. Edit the draft in Gmail, "
         "then press *Approve and send*: the changed draft is shown to you again before anything is sent."
     )
+
+
+def notice_view(text: str) -> dict[str, Any]:
+    """The Edit modal when there is nothing to edit: why (our own words, mrkdwn)."""
     return {
         "type": "modal",
         "title": _plain("Edit email"),

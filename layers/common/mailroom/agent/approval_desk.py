@@ -247,6 +247,9 @@ class ApprovalDesk:
         }
 
     def _tell(self, command: Command, text: str) -> None:
+        if command.view_id and command.name == approvals.EDIT:
+            self._chat.update_view(command.view_id, approval_card.notice_view(text))
+            return
         self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
 
 

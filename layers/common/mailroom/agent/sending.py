@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from mailroom.approval_record import ApprovalRecord, ApprovalStore, State, StateConflict
-from mailroom.approvals import PendingSend
+from mailroom.approvals import PendingSend, message_hash
 from mailroom.errors import ToolInputError, TransientError
 from mailroom.mail.compose import deterministic_message_id
 from mailroom.mail.draft import raw_hash
@@ -74,6 +74,8 @@ class ApprovedSend:
         self._step("attempt_begun")
         if pending is None or pending.message_hash != record.message_hash:
             return self._give_up(record, pending, "the request is no longer open in this conversation")
+        if record.kind == "send_email" and message_hash(pending.outgoing()) != record.message_hash:
+            return self._give_up(record, pending, "the message is not the one you were shown")
         existing = self._find(record, pending)
         if existing is not None:
             logger.info("send already done, not repeated")

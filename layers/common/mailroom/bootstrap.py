@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from mailroom.adapters.google_oauth import GoogleOAuth
     from mailroom.adapters.slack_chat import SlackChat
     from mailroom.agent.runner import AgentChat
+    from mailroom.commands import Command
+    from mailroom.forget import Forgetter, ThreadIndex
     from mailroom.gmail_link import GmailLinkCommands
     from mailroom.ingress import Ingress
     from mailroom.oauth_callback import OAuthCallback
@@ -76,6 +78,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
     chat = _slack_chat(resolved, secrets)
 
     oauth = Lazy(lambda: _google_oauth(resolved, secrets))
+    index = Lazy(lambda: _thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds))
 
     def gmail_link() -> GmailLinkCommands:
         from mailroom.gmail_link import GmailLinkCommands
@@ -87,12 +90,14 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
             links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
             states=OAuthStateStore(resolved.oauth_state_table),
             oauth=oauth(),
+            forgetter=_forgetter(index()),
         )
 
     link = Lazy(gmail_link)
 
     def agent_chat() -> AgentChat:
         from mailroom.agent.checkpoints import TurnCachedSaver
+        from mailroom.agent.encrypted_memory import KmsEnvelopeCipher, encrypt_memory
         from mailroom.agent.runner import AgentChat, AgentSettings
         from mailroom.rate_limit import RateLimiter
 
@@ -100,8 +105,10 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
             chat=chat,
             links=link(),
             oauth=oauth(),
-            checkpointer=TurnCachedSaver(
-                table_name=resolved.checkpoints_table, ttl_seconds=resolved.checkpoint_ttl_seconds
+            # Memory sealed for its owner with a data key of the same KMS key as the tokens.
+            checkpointer=encrypt_memory(
+                TurnCachedSaver(table_name=resolved.checkpoints_table, ttl_seconds=resolved.checkpoint_ttl_seconds),
+                KmsEnvelopeCipher(resolved.tokens_key_arn),
             ),
             settings=AgentSettings(
                 model=resolved.openai_model,
@@ -122,9 +129,9 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         "auth": lambda command: link().auth(command),
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
-        "chat": lambda command: agent()(command),
-        "approve_send": lambda command: agent().resume(command),
-        "cancel_send": lambda command: agent().resume(command),
+        "chat": lambda command: _as_owner(command, agent(), index()),
+        "approve_send": lambda command: _as_owner(command, agent().resume),
+        "cancel_send": lambda command: _as_owner(command, agent().resume),
     }
     return Worker(
         chat,
@@ -136,16 +143,50 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
     )
 
 
+def _thread_index(table_name: str, ttl_seconds: int) -> ThreadIndex:
+    from mailroom.forget import ThreadIndex
+
+    return ThreadIndex(table_name, ttl_seconds)
+
+
+def _forgetter(index: ThreadIndex) -> Forgetter:
+    from mailroom.forget import Forgetter
+
+    # approvals: the approval record's `cancel_all_pending` (mailroom.forget.PendingApprovals)
+    # goes here once it exists; until then the erased checkpoints hold no send to resume.
+    return Forgetter(index, approvals=None)
+
+
+def _as_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex | None = None) -> None:
+    """Run an agent command with its memory sealed for, and opened only by, this user;
+    a chat turn also records its conversation in the user's thread index first."""
+    from mailroom.agent.encrypted_memory import owner_scope
+
+    with owner_scope(command.team_id, command.user_id):
+        if index is not None:
+            index.remember(command.team_id, command.user_id, command.conversation_id)
+        run(command)
+
+
 def build_oauth_callback(settings: CallbackSettings | None = None) -> OAuthCallback:
+    from mailroom.adapters.slack_oidc import SlackOpenIdConnect
     from mailroom.oauth_callback import OAuthCallback
     from mailroom.oauth_state import OAuthStateStore
     from mailroom.vault import TokenVault
 
     resolved = settings or CallbackSettings.from_environment()
     secrets = SecretStore(resolved)
+    forgetter = Lazy(lambda: _forgetter(_thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds)))
     return OAuthCallback(
         states=OAuthStateStore(resolved.oauth_state_table),
         oauth=_google_oauth(resolved, secrets),
         links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
         chat=_slack_chat(resolved, secrets),
+        slack=SlackOpenIdConnect(
+            client_id=lambda: secrets.get("SLACK_CLIENT_ID"),
+            client_secret=lambda: secrets.get("SLACK_CLIENT_SECRET"),
+            authorize_url=resolved.slack_oidc_authorize_url,
+            api_url=resolved.slack_api_url,
+        ),
+        forget=lambda team_id, user_id: forgetter().forget(team_id, user_id, reason="relinked"),
     )

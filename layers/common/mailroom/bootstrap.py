@@ -130,8 +130,8 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
         "chat": lambda command: _as_owner(command, agent(), index()),
-        "approve_send": lambda command: _as_owner(command, agent().resume),
-        "cancel_send": lambda command: _as_owner(command, agent().resume),
+        "approve_send": lambda command: _as_conversation_owner(command, agent().resume, index()),
+        "cancel_send": lambda command: _as_conversation_owner(command, agent().resume, index()),
     }
     return Worker(
         chat,
@@ -157,14 +157,23 @@ def _forgetter(index: ThreadIndex) -> Forgetter:
     return Forgetter(index, approvals=None)
 
 
-def _as_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex | None = None) -> None:
-    """Run an agent command with its memory sealed for, and opened only by, this user;
-    a chat turn also records its conversation in the user's thread index first."""
+def _as_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex) -> None:
+    """Run a chat turn with its memory sealed for, and opened only by, this user, after
+    recording the conversation in the user's thread index."""
     from mailroom.agent.encrypted_memory import owner_scope
 
     with owner_scope(command.team_id, command.user_id):
-        if index is not None:
-            index.remember(command.team_id, command.user_id, command.conversation_id)
+        index.remember(command.team_id, command.user_id, command.conversation_id)
+        run(command)
+
+
+def _as_conversation_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex) -> None:
+    """Run a press with the conversation's memory opened as its owner's (the turn itself
+    refuses a press by anyone else before it touches Gmail)."""
+    from mailroom.agent.encrypted_memory import owner_scope
+
+    team_id, user_id = index.owner_of(command.conversation_id) or (command.team_id, command.user_id)
+    with owner_scope(team_id, user_id):
         run(command)
 
 

@@ -5,7 +5,9 @@ The agent's memory is keyed by conversation (thread id), not by user, so each us
 keeps an index of their thread ids: items `PK = "THREADS_{team}#{user}"`, `SK = thread
 id` in the checkpoints table itself, with the table's `ttl` attribute, written when a
 conversation is first checkpointed (and refreshed while it goes on, so the index
-outlives what it points to).
+outlives what it points to). Each conversation also names its owner (`PK =
+"OWNER_{thread}"`), so a button press in it opens its memory as the owner's, whoever
+pressed (the turn then refuses a press that is not the owner's).
 
 Erasing a thread deletes what langgraph-checkpoint-aws's DynamoDBSaver stores for it
 (`delete_thread` does the same, but this runs in functions that do not ship the agent's
@@ -67,12 +69,20 @@ class ThreadIndex:
         if now - self._written.get(key, float("-inf")) < self._refresh_after:
             return
         # A day beyond the checkpoints' own TTL, so the index never loses a live thread.
-        expires = int(now) + self._ttl + 86400
-        self._dynamodb().put_item(
-            TableName=self._table,
-            Item={"PK": {"S": _index_pk(team_id, user_id)}, "SK": {"S": thread_id}, "ttl": {"N": str(expires)}},
-        )
+        ttl = {"N": str(int(now) + self._ttl + 86400)}
+        items = [
+            {"PK": {"S": _index_pk(team_id, user_id)}, "SK": {"S": thread_id}, "ttl": ttl},
+            {**_owner_key(thread_id), "team_id": {"S": team_id}, "user_id": {"S": user_id}, "ttl": ttl},
+        ]
+        self._write([{"PutRequest": {"Item": item}} for item in items])
         self._written[key] = now
+
+    def owner_of(self, thread_id: str) -> tuple[str, str] | None:
+        """(team, user) whose conversation this is, if the index knows it."""
+        item = (
+            self._dynamodb().get_item(TableName=self._table, Key=_owner_key(thread_id), ConsistentRead=True).get("Item")
+        )
+        return (item["team_id"]["S"], item["user_id"]["S"]) if item else None
 
     def threads(self, team_id: str, user_id: str) -> list[str]:
         return [item["SK"]["S"] for item in self._query(_index_pk(team_id, user_id), "SK")]
@@ -83,6 +93,7 @@ class ThreadIndex:
         for thread_id in threads:
             self.erase_thread(thread_id)
         self._delete_keys({"PK": {"S": _index_pk(team_id, user_id)}, "SK": {"S": t}} for t in threads)
+        self._delete_keys(_owner_key(t) for t in threads)
         self._written = {k: v for k, v in self._written.items() if k[:2] != (team_id, user_id)}
         return len(threads)
 
@@ -159,6 +170,10 @@ def _index_pk(team_id: str, user_id: str) -> str:
     if not team_id or not user_id or "#" in team_id or "#" in user_id:
         raise ValueError("team_id and user_id must be non-empty Slack ids")
     return f"THREADS_{team_id}#{user_id}"
+
+
+def _owner_key(thread_id: str) -> dict[str, Any]:
+    return {"PK": {"S": f"OWNER_{thread_id}"}, "SK": {"S": "OWNER"}}
 
 
 def _chunk(pk: str) -> dict[str, Any]:

@@ -30,16 +30,15 @@ SecretName = Literal[
     "OPENAI_API_KEY",
 ]
 
-# Which secret (by its ARN setting) holds each value.
-SECRET_OF: dict[str, str] = {
-    "SLACK_SIGNING_SECRET": "slack_signing_secret_arn",
-    "SLACK_BOT_TOKEN": "slack_bot_secret_arn",
-    "SLACK_CLIENT_ID": "slack_oidc_secret_arn",
-    "SLACK_CLIENT_SECRET": "slack_oidc_secret_arn",
-    "GOOGLE_CLIENT_ID": "google_oauth_secret_arn",
-    "GOOGLE_CLIENT_SECRET": "google_oauth_secret_arn",
-    "OPENAI_API_KEY": "openai_secret_arn",
+# Which values each secret holds, by the setting that names the secret's ARN.
+_SECRETS: dict[str, tuple[str, ...]] = {
+    "slack_signing_secret_arn": ("SLACK_SIGNING_SECRET",),
+    "slack_bot_secret_arn": ("SLACK_BOT_TOKEN",),
+    "slack_oidc_secret_arn": ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"),
+    "google_oauth_secret_arn": ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"),
+    "openai_secret_arn": ("OPENAI_API_KEY",),
 }
+SECRET_OF = {name: setting for setting, names in _SECRETS.items() for name in names}
 
 
 class SecretStore:

@@ -71,16 +71,18 @@ class Harness:
         self.run(command)
         return self.slack.wait_for_messages(before + 1, channel=channel, timeout=10)[before]
 
-    def button_url(self, user: str = LOCAL_USER_ID) -> str:
+    def button_url(self, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL) -> str:
         """The Connect Gmail button's URL from `auth`."""
-        prompt = self.say("auth", user=user)
+        prompt = self.say("auth", user=user, channel=channel)
         [url] = [e["url"] for b in prompt.blocks for e in b.get("elements", []) if "url" in e]
         return str(url)
 
-    def consent_url(self, user: str = LOCAL_USER_ID, *, signed_in_as: str | None = None) -> str:
+    def consent_url(
+        self, user: str = LOCAL_USER_ID, *, signed_in_as: str | None = None, channel: str = LOCAL_DM_CHANNEL
+    ) -> str:
         """Press Connect Gmail as `user` and sign in with Slack as `signed_in_as` (the
         same user unless given): Google's consent URL this browser is sent on to."""
-        return self.through_slack(self.button_url(user), signed_in_as or user)
+        return self.through_slack(self.button_url(user, channel), signed_in_as or user)
 
     def through_slack(self, button_url: str, signed_in_as: str = LOCAL_USER_ID) -> str:
         """Open the button's URL in this browser and sign in with Slack; the Location
@@ -113,8 +115,8 @@ class Harness:
         status, _, body = self.browse(location)
         return status, body
 
-    def link(self, user: str = LOCAL_USER_ID) -> tuple[int, str]:
-        return self.callback_to(self.google.consent(self.consent_url(user)))
+    def link(self, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL) -> tuple[int, str]:
+        return self.callback_to(self.google.consent(self.consent_url(user, channel=channel)))
 
     def rows(self) -> list[dict[str, Any]]:
         return self.deployment.aws.client("dynamodb").scan(TableName=self.deployment.physical("TokensTable"))["Items"]

@@ -34,7 +34,7 @@ def bob_remembers_something(harness: Harness) -> None:
     memory = encrypt_memory(
         TurnCachedSaver(table_name=table), KmsEnvelopeCipher(harness.deployment.physical("TokensKey", "Arn"))
     )
-    ThreadIndex(table, 3600).remember(LOCAL_TEAM_ID, BOB, BOB_THREAD)
+    assert ThreadIndex(table, 3600).claim(LOCAL_TEAM_ID, BOB, BOB_THREAD)
     with owner_scope(LOCAL_TEAM_ID, BOB):
         save_turn(memory, BOB_THREAD, "bob's mail")
 
@@ -84,3 +84,15 @@ def test_linking_another_address_forgets_the_old_ones_conversations(agent: Harne
     status, html = agent.link()
     assert status == 200 and "ada.work@example.org" in html
     assert not any(ADA_TOP in key or LOCAL_USER_ID in key for key in checkpoint_keys(agent))
+
+
+def test_a_conversation_cannot_be_claimed_by_someone_else_and_so_not_erased_by_their_revoke(agent: Harness):
+    agent.say("What did Alice send me this week?")
+    index = ThreadIndex(agent.deployment.physical("CheckpointsTable"), 3600)
+    assert not index.claim(LOCAL_TEAM_ID, BOB, ADA_TOP)
+    assert index.threads(LOCAL_TEAM_ID, BOB) == [] and index.owner_of(ADA_TOP) == (LOCAL_TEAM_ID, LOCAL_USER_ID)
+    assert index.forget_user(LOCAL_TEAM_ID, BOB) == 0
+    assert f"CHECKPOINT_{ADA_TOP}" in checkpoint_keys(agent)
+    # A turn of bob's on ada's conversation is refused before it reads or writes anything.
+    refused = agent.say("quote my last email", user=BOB)
+    assert refused.ephemeral and "belongs to someone else" in refused.text

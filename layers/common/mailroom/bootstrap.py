@@ -129,7 +129,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         "auth": lambda command: link().auth(command),
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
-        "chat": lambda command: _as_owner(command, agent(), index()),
+        "chat": lambda command: _as_owner(command, agent(), index(), chat),
         "approve_send": lambda command: _as_conversation_owner(command, agent().resume, index()),
         "cancel_send": lambda command: _as_conversation_owner(command, agent().resume, index()),
     }
@@ -157,13 +157,18 @@ def _forgetter(index: ThreadIndex) -> Forgetter:
     return Forgetter(index, approvals=None)
 
 
-def _as_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex) -> None:
-    """Run a chat turn with its memory sealed for, and opened only by, this user, after
-    recording the conversation in the user's thread index."""
+def _as_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex, chat: SlackChat) -> None:
+    """Run a chat turn with its memory sealed for, and opened only by, this user, once
+    the conversation is recorded as theirs (a conversation of someone else's is refused)."""
+    from mailroom import replies
     from mailroom.agent.encrypted_memory import owner_scope
 
+    if not index.claim(command.team_id, command.user_id, command.conversation_id):
+        chat.post_ephemeral(
+            command.channel_id, command.user_id, replies.conversation_not_yours(), thread_ts=command.thread_ts
+        )
+        return
     with owner_scope(command.team_id, command.user_id):
-        index.remember(command.team_id, command.user_id, command.conversation_id)
         run(command)
 
 

@@ -3,11 +3,12 @@ pending approvals, when they revoke or link another address.
 
 The agent's memory is keyed by conversation (thread id), not by user, so each user
 keeps an index of their thread ids: items `PK = "THREADS_{team}#{user}"`, `SK = thread
-id` in the checkpoints table itself, with the table's `ttl` attribute, written when a
-conversation is first checkpointed (and refreshed while it goes on, so the index
-outlives what it points to). Each conversation also names its owner (`PK =
-"OWNER_{thread}"`), so a button press in it opens its memory as the owner's, whoever
-pressed (the turn then refuses a press that is not the owner's).
+id` in the checkpoints table itself, with the table's `ttl` attribute, written before
+each turn is checkpointed (so the index outlives what it points to). Each conversation also names its owner (`PK =
+"OWNER_{thread}"`), written first and only if the conversation has no other owner: no
+one else can add it to their index (and erase it with their revoke) or run a turn in
+it, and a button press in it opens its memory as the owner's, whoever pressed (the
+turn then refuses a press that is not the owner's).
 
 Erasing a thread deletes what langgraph-checkpoint-aws's DynamoDBSaver stores for it
 (`delete_thread` does the same, but this runs in functions that do not ship the agent's
@@ -47,35 +48,48 @@ class ThreadIndex:
     """Which conversations the agent remembers for each user, and their erasure."""
 
     def __init__(
-        self,
-        table_name: str,
-        ttl_seconds: int,
-        client: Any | None = None,
-        clock: Callable[[], float] = time.time,
-        refresh_after_seconds: float = 3600,
+        self, table_name: str, ttl_seconds: int, client: Any | None = None, clock: Callable[[], float] = time.time
     ):
         self._table = table_name
         self._ttl = ttl_seconds
         self._dynamodb = LazyClient("dynamodb", client)
         self._clock = clock
-        self._refresh_after = refresh_after_seconds
-        # (team, user, thread) -> when this process last wrote it: one write per
-        # conversation per hour, not one per turn.
-        self._written: dict[tuple[str, str, str], float] = {}
 
-    def remember(self, team_id: str, user_id: str, thread_id: str) -> None:
-        key = (team_id, user_id, thread_id)
-        now = self._clock()
-        if now - self._written.get(key, float("-inf")) < self._refresh_after:
-            return
+    def claim(self, team_id: str, user_id: str, thread_id: str) -> bool:
+        """Record (or refresh) the conversation as this user's, before it is checkpointed;
+        False, and nothing written, if it is someone else's.
+
+        Every turn writes it (one transaction): a cache could skip the write after a
+        revoke in another worker erased the index, and leave a conversation unindexed."""
         # A day beyond the checkpoints' own TTL, so the index never loses a live thread.
-        ttl = {"N": str(int(now) + self._ttl + 86400)}
-        items = [
-            {"PK": {"S": _index_pk(team_id, user_id)}, "SK": {"S": thread_id}, "ttl": ttl},
-            {**_owner_key(thread_id), "team_id": {"S": team_id}, "user_id": {"S": user_id}, "ttl": ttl},
-        ]
-        self._write([{"PutRequest": {"Item": item}} for item in items])
-        self._written[key] = now
+        ttl = {"N": str(int(self._clock()) + self._ttl + 86400)}
+        owner = {**_owner_key(thread_id), "team_id": {"S": team_id}, "user_id": {"S": user_id}, "ttl": ttl}
+        try:
+            self._dynamodb().transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": owner,
+                            "ConditionExpression": "attribute_not_exists(PK) OR (team_id = :t AND user_id = :u)",
+                            "ExpressionAttributeValues": {":t": {"S": team_id}, ":u": {"S": user_id}},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {"PK": {"S": _index_pk(team_id, user_id)}, "SK": {"S": thread_id}, "ttl": ttl},
+                        }
+                    },
+                ]
+            )
+        except self._dynamodb().exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                logger.warning("conversation claimed by another user", extra={"team_id": team_id, "user_id": user_id})
+                return False
+            raise
+        return True
 
     def owner_of(self, thread_id: str) -> tuple[str, str] | None:
         """(team, user) whose conversation this is, if the index knows it."""
@@ -94,7 +108,6 @@ class ThreadIndex:
             self.erase_thread(thread_id)
         self._delete_keys({"PK": {"S": _index_pk(team_id, user_id)}, "SK": {"S": t}} for t in threads)
         self._delete_keys(_owner_key(t) for t in threads)
-        self._written = {k: v for k, v in self._written.items() if k[:2] != (team_id, user_id)}
         return len(threads)
 
     def erase_thread(self, thread_id: str) -> None:

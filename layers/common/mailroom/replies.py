@@ -118,6 +118,10 @@ def needs_gmail() -> str:
     return "To use the mail agent, connect Gmail first: send `auth`."
 
 
+def conversation_not_yours() -> str:
+    return "This conversation belongs to someone else, so I can't continue it for you. Write to me in our own DM."
+
+
 def link_opened_by_someone_else() -> str:
     return (
         "Your Connect Gmail link was opened by a different Slack account, so it connected nothing and no longer "

@@ -95,3 +95,6 @@ def test_the_success_page_names_the_slack_user_and_the_gmail_address(harness: Ha
     assert status == 200 and "ada@example.com for Ada Lovelace in Slack" in html
     [exchange] = harness.slack.calls("openid.connect.token")
     assert exchange["ok"] and "client_secret" not in repr(exchange)
+    # The user token Slack issued for the sign-in was used once and revoked.
+    assert [c["ok"] for c in harness.slack.calls("auth.revoke")] == [True]
+    assert harness.slack.user_tokens_alive() == 0

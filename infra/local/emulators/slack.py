@@ -137,6 +137,7 @@ class SlackEmulator(Emulator):
         self._oidc_methods: dict[str, Callable[[dict[str, Any], Request], dict[str, Any]]] = {
             "openid.connect.token": self._openid_connect_token,
             "openid.connect.userInfo": self._openid_connect_user_info,
+            "auth.revoke": self._auth_revoke_user_token,
         }
         self.reset()
 
@@ -674,6 +675,21 @@ class SlackEmulator(Emulator):
         return {"access_token": token, "token_type": "Bearer", "id_token": _unsigned_jwt(claims)}
 
     def _openid_connect_user_info(self, args: dict[str, Any], request: Request) -> dict[str, Any]:
+        return {"sub": (grant := self._user_grant(request))["user"], **self._identity_claims(grant)}
+
+    def _auth_revoke_user_token(self, args: dict[str, Any], request: Request) -> dict[str, Any]:
+        # Only Sign in with Slack's user tokens are revocable here; the bot token is not.
+        self._user_grant(request)
+        token = request.headers.get("authorization", "")[len("bearer ") :].strip()
+        self._user_tokens.pop(token, None)
+        return {"revoked": True}
+
+    def user_tokens_alive(self) -> int:
+        """How many Sign in with Slack user tokens still work."""
+        with self.lock:
+            return len(self._user_tokens)
+
+    def _user_grant(self, request: Request) -> dict[str, Any]:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             token: Any = header[len("bearer ") :].strip()
@@ -687,7 +703,7 @@ class SlackEmulator(Emulator):
         grant = self._user_tokens.get(str(token))
         if grant is None:
             raise SlackError("invalid_auth")
-        return {"sub": grant["user"], **self._identity_claims(grant)}
+        return grant
 
     def _identity_claims(self, grant: dict[str, Any]) -> dict[str, Any]:
         profile = (self._users.get(grant["user"]) or self._user_object(grant["user"]))["profile"]

@@ -17,9 +17,19 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from mailroom.errors import MailroomError, TransientError
+from mailroom.observability import logger
 
 SCOPES = "openid profile"
 _TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+
+
+def _forget_token(client: WebClient) -> None:
+    """The user token Slack issued is needed for one userInfo call: revoke it at once,
+    so no live token of the user is left behind (best effort: it is never stored)."""
+    try:
+        client.auth_revoke()
+    except (SlackApiError, SlackClientError, OSError):
+        logger.warning("could not revoke the sign-in token")
 
 
 class SlackSignInError(MailroomError):
@@ -69,6 +79,7 @@ class SlackOpenIdConnect:
             )
             info = WebClient(token=str(token["access_token"]), base_url=self._api_url, timeout=10)
             claims = info.openid_connect_userInfo()
+            _forget_token(info)
         except SlackApiError as exc:
             error = str(exc.response.get("error") or exc.response.status_code)
             if exc.response.status_code >= 500 or exc.response.status_code == 429 or error in _TRANSIENT:

@@ -36,7 +36,7 @@ def to_mrkdwn(markdown: str) -> str:
             out.append(part)
             continue
         part = part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        part = _defuse_links(part)
+        part = inert_links(part)
         part = _HEADING.sub(lambda m: f"*{m.group(1)}*", part)
         part = _BOLD.sub(lambda m: f"*{m.group(1) or m.group(2)}*", part)
         part = _BULLET.sub(lambda m: f"{m.group(1)}• ", part)
@@ -44,8 +44,10 @@ def to_mrkdwn(markdown: str) -> str:
     return "".join(out).strip()
 
 
-def _defuse_links(text: str) -> str:
-    """Masked and bare links to inert text that names where they point."""
+def inert_links(text: str) -> str:
+    """Masked and bare links to inert text that names where they point. For any mrkdwn
+    that shows text from mail or the model (answers, and cards quoting a message body);
+    `text` must already be mrkdwn-escaped (&, <, >)."""
     text = _LINK.sub(lambda m: f"{m.group(1)} ({_shown_url(m.group(2))})", text)
     # Bare URLs not already turned to code by the line above (those sit in backticks).
     pieces = re.split(r"(`[^`\n]*`)", text)

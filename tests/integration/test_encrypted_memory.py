@@ -141,3 +141,19 @@ def test_data_keys_are_per_owner(deployment, kms):
     with owner_scope(TEAM, BOB):
         save_turn(memory, BOB_THREAD, "b")
     assert kms.calls == ["GenerateDataKey", "GenerateDataKey"]
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "another cipher"])
+def test_damaged_memory_does_not_open(deployment, kms, damage):
+    cipher = KmsEnvelopeCipher(deployment.physical("TokensKey", "Arn"), kms)
+    with owner_scope(TEAM, ADA):
+        name, blob = cipher.encrypt(b"ada's mail")
+        assert cipher.decrypt(name, blob) == b"ada's mail"
+        if damage == "flip a byte":
+            name, blob = name, blob[:-1] + bytes([blob[-1] ^ 1])
+        elif damage == "truncate":
+            blob = blob[:5]
+        else:
+            name = "aes"
+        with pytest.raises(MemoryNotYours):
+            cipher.decrypt(name, blob)

@@ -9,6 +9,10 @@ PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $
 UV ?= $(firstword $(shell command -v uv) $(CURDIR)/.tools/bin/uv)
 SAM_CLI_VERSION ?= 1.170.0
 SAM := $(UV) tool run --from aws-sam-cli==$(SAM_CLI_VERSION) sam
+# checkov in its own tool environment, like SAM: in the dev group it would pin the
+# functions' own dependencies (urllib3 1.x) for everyone.
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV := $(UV) tool run --from checkov==$(CHECKOV_VERSION) checkov
 export UV_PYTHON := $(PYTHON)
 export LAYER_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
@@ -32,12 +36,14 @@ install: .venv/.synced ## Create .venv from the lock file (uv sync)
 test: install ## Run every test (unit, integration on moto, e2e over the local stack)
 	$(UV) run pytest
 
-lint: install ## ruff, mypy, cfn-lint and sam validate --lint
+lint: install ## ruff, mypy, cfn-lint, sam validate --lint, bandit and checkov (justified skips only)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run cfn-lint template.yaml
 	$(SAM) validate --lint
+	$(UV) run bandit -c pyproject.toml -q -r layers/common/mailroom functions
+	$(UV) run python -m infra.scripts.checkov_gate --checkov "$(CHECKOV)"
 	@$(MAKE) --no-print-directory requirements-check
 
 demo: install ## Run a Slack conversation through the whole stack locally, no accounts

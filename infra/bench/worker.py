@@ -37,7 +37,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.local.aws import aws_environment
+from infra.local.browser import connect_gmail
 from infra.local.emulators.slack import PostedMessage, SlackEmulator
 from infra.local.functions import LocalFunction
 from infra.local.lambda_child import LocalLambdaContext
@@ -309,7 +309,7 @@ class Bench:
         if len(urls) != 1:
             raise BenchError(f"`auth` did not answer with one Connect button: {prompt.text!r}")
         assert self.stack.google is not None
-        urllib.request.urlopen(self.stack.google.consent(urls[0]), timeout=30).close()  # noqa: S310 (the local front)
+        connect_gmail(urls[0])  # Sign in with Slack, Google's consent, back to Mailroom
         self.stack.wait_until_drained(timeout=60)
         if "connected as" not in self.slack.messages(channel=LOCAL_DM_CHANNEL)[-1].text:
             raise BenchError("linking Gmail did not end with 'connected as ...' in Slack")

@@ -12,10 +12,10 @@ import re
 import sys
 import textwrap
 import time
-import urllib.request
 from html import unescape
 from pathlib import Path
 
+from infra.local.browser import connect_gmail
 from infra.local.emulators.slack import PostedMessage, SlackEmulator
 from infra.local.slack_requests import (
     LOCAL_DM_CHANNEL,
@@ -141,11 +141,9 @@ def button_url(message: PostedMessage) -> str:
 
 
 def open_in_browser(stack: LocalStack, url: str) -> str:
-    """Do what the user's browser does: consent at Google, follow the redirect back."""
-    assert stack.google is not None
-    callback = stack.google.consent(url)
-    with urllib.request.urlopen(callback, timeout=30) as response:  # noqa: S310 (the local front)
-        html = response.read().decode()
+    """Do what the user's browser does: Mailroom's page, Sign in with Slack (the
+    emulated browser is signed in as ada), Google's consent, back to Mailroom."""
+    _, html = connect_gmail(url)
     title = re.search(r"<h1>(.*?)</h1>", html, re.S)
     return unescape(title.group(1)) if title else html[:80]
 
@@ -157,15 +155,15 @@ def main() -> int:
     real_model = {"OPENAI_API_KEY": os.environ["OPENAI_API_KEY"]} if os.environ.get("OPENAI_API_KEY") else {}
     with LocalStack(StackOptions(log_path=LOG_PATH, secrets=real_model)) as stack:
         assert stack.slack is not None
-        say(f"  API front  {stack.url}  (POST /slack/events, POST /slack/interactions, GET /auth/callback)")
-        say(f"  AWS        {stack.aws.endpoint_url}  (tables, FIFO queue + DLQ, KMS key, secret from template.yaml)")
+        say(f"  API front  {stack.url}  (POST /slack/events, POST /slack/interactions, GET /auth/*)")
+        say(f"  AWS        {stack.aws.endpoint_url}  (tables, FIFO queue + DLQ, KMS keys, secrets from template.yaml)")
         say(f"  Slack API  {stack.slack.api_url}")
         say(f"  ready in {time.perf_counter() - started:.1f} s; function logs in {LOG_PATH}")
 
         user_says(stack, stack.slack, "hello")
         user_says(stack, stack.slack, "status")
         [prompt] = user_says(stack, stack.slack, "auth")
-        say("\n  ada presses Connect Gmail and allows access on Google's (emulated) consent page")
+        say("\n  ada presses Connect Gmail, signs in with Slack, allows access on Google's page (emulated)")
         before = len(stack.slack.messages(channel=LOCAL_DM_CHANNEL))
         page = open_in_browser(stack, button_url(prompt))
         say(f"  browser: {page}")

@@ -18,6 +18,7 @@ from infra.local.stack import SECRET_NAMES, LocalStack, StackOptions
 
 ENDPOINT_NAMES = (
     "SLACK_API_URL",
+    "SLACK_OIDC_AUTHORIZE_URL",
     "GOOGLE_AUTH_URI",
     "GOOGLE_TOKEN_URI",
     "GOOGLE_REVOKE_URI",
@@ -54,7 +55,8 @@ def main() -> int:
         print(f"  Slack:  {'real Slack' if stack.slack is None else 'emulated at ' + stack.slack.api_url}")
         print(f"  Google: {'real Google' if stack.google is None else 'emulated at ' + stack.google.url}")
         print(f"  AWS:    embedded at {stack.aws.endpoint_url}")
-        print("  Routes: POST /slack/events, POST /slack/interactions, GET /auth/callback")
+        print("  Routes: POST /slack/events, POST /slack/interactions,")
+        print("          GET /auth/start, GET /auth/slack/callback, GET /auth/callback")
         print("  Logs:   .local/dev.log     (Ctrl-C to stop)")
         try:
             while True:

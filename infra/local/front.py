@@ -63,6 +63,8 @@ def api_gateway_event(
     }
     if parts.query:
         event["queryStringParameters"] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "cookie" in lowered:  # 2.0 moves them out of the headers into a list
+        event["cookies"] = [c.strip() for c in lowered.pop("cookie").split(";") if c.strip()]
     return event
 
 
@@ -119,9 +121,9 @@ class LocalFront:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-            def _answer(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+            def _answer(self, status: int, headers: Mapping[str, str] | list[tuple[str, str]], body: bytes) -> None:
                 self.send_response(status)
-                for name, value in headers.items():
+                for name, value in headers.items() if isinstance(headers, Mapping) else headers:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -133,10 +135,13 @@ class LocalFront:
         return Handler
 
 
-def _to_http(result: Any) -> tuple[int, dict[str, str], bytes]:
+def _to_http(result: Any) -> tuple[int, dict[str, str] | list[tuple[str, str]], bytes]:
     """Payload 2.0's response rules: a dict with statusCode, or anything else as JSON 200."""
     if isinstance(result, dict) and "statusCode" in result:
         body = result.get("body") or ""
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-        return int(result["statusCode"]), {str(k): str(v) for k, v in (result.get("headers") or {}).items()}, raw
+        headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
+        # One Set-Cookie header per cookie: they must not be comma-joined.
+        headers += [("Set-Cookie", str(cookie)) for cookie in result.get("cookies") or []]
+        return int(result["statusCode"]), headers, raw
     return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()

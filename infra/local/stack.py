@@ -23,10 +23,18 @@ from infra.local.emulators.slack import SlackEmulator
 from infra.local.front import LocalFront
 from infra.local.functions import LocalFunction
 from infra.local.poller import QueuePoller
-from infra.local.slack_requests import LOCAL_BOT_USER_ID, LOCAL_SIGNING_SECRET, LOCAL_TEAM_ID
+from infra.local.slack_requests import LOCAL_BOT_USER_ID, LOCAL_SIGNING_SECRET, LOCAL_TEAM_ID, LOCAL_USER_ID
 from infra.local.template import Template
 
-SECRET_NAMES = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "OPENAI_API_KEY")
+# Which of the template's secrets holds each credential (a secret per audience).
+SECRETS_BY_RESOURCE = {
+    "SlackSigningSecret": ("SLACK_SIGNING_SECRET",),
+    "SlackBotSecret": ("SLACK_BOT_TOKEN",),
+    "SlackOidcSecret": ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"),
+    "GoogleOAuthSecret": ("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"),
+    "OpenAISecret": ("OPENAI_API_KEY",),
+}
+SECRET_NAMES = tuple(name for names in SECRETS_BY_RESOURCE.values() for name in names)
 
 
 @dataclass
@@ -68,7 +76,12 @@ class LocalStack:
             assert self.slack is not None
             secrets.setdefault("SLACK_SIGNING_SECRET", LOCAL_SIGNING_SECRET)
             secrets["SLACK_BOT_TOKEN"] = self.slack.bot_token
+            secrets["SLACK_CLIENT_ID"] = self.slack.client_id
+            secrets["SLACK_CLIENT_SECRET"] = self.slack.client_secret
             endpoints["SLACK_API_URL"] = self.slack.api_url
+            endpoints["SLACK_OIDC_AUTHORIZE_URL"] = self.slack.oidc_authorize_url
+            # The browser the e2e tests and the demo drive is signed in to Slack as the local user.
+            self.slack.sign_in_as(LOCAL_USER_ID, LOCAL_TEAM_ID)
         if "GOOGLE_CLIENT_ID" not in secrets:
             self.google = GoogleEmulator().start()
             assert self.google is not None
@@ -165,7 +178,8 @@ class LocalStack:
         return list(self.aws.client("dynamodb").scan(TableName=self.physical(logical_id))["Items"])
 
     def _store_secrets(self, values: Mapping[str, str]) -> None:
-        self.aws.client("secretsmanager").put_secret_value(
-            SecretId=self.physical("AppSecret"),
-            SecretString=json.dumps({name: values.get(name, "") for name in SECRET_NAMES}),
-        )
+        for resource, names in SECRETS_BY_RESOURCE.items():
+            self.aws.client("secretsmanager").put_secret_value(
+                SecretId=self.physical(resource),
+                SecretString=json.dumps({name: values.get(name, "") for name in names}),
+            )

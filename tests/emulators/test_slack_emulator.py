@@ -329,3 +329,97 @@ def test_a_section_over_slacks_text_limit_is_refused(slack: SlackEmulator, clien
     with pytest.raises(SlackApiError) as refused:
         client.chat_postMessage(channel="D1", text="t", blocks=too_long)
     assert refused.value.response["error"] == "invalid_blocks"
+
+# -- Sign in with Slack (OpenID Connect) ---------------------------------------------------
+REDIRECT = "https://mailroom.example/auth/slack/callback"
+
+
+def authorize_url(slack: SlackEmulator, **overrides: str) -> str:
+    params = {
+        "response_type": "code",
+        "scope": "openid profile",
+        "client_id": slack.client_id,
+        "state": "s1",
+        "redirect_uri": REDIRECT,
+        **overrides,
+    }
+    return f"{slack.oidc_authorize_url}?{urllib.parse.urlencode(params)}"
+
+
+def code_from(location: str) -> str:
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+    assert query["state"] == ["s1"]
+    return query["code"][0]
+
+
+def test_sign_in_with_slack_names_the_signed_in_user_through_slack_sdk(slack: SlackEmulator):
+    slack.add_user(USER, name="alice", real_name="Alice Liddell")
+    slack.sign_in_as(USER)
+    location = slack.authorize(authorize_url(slack))
+    assert location.startswith(REDIRECT + "?")
+    anonymous = WebClient(base_url=slack.api_url)
+    token = anonymous.openid_connect_token(
+        client_id=slack.client_id, client_secret=slack.client_secret, code=code_from(location), redirect_uri=REDIRECT
+    )
+    assert token["token_type"] == "Bearer" and str(token["access_token"]).startswith("xoxp-")
+    header, claims, signature = str(token["id_token"]).split(".")
+    assert header and claims and signature == ""
+    info = WebClient(token=str(token["access_token"]), base_url=slack.api_url).openid_connect_userInfo()
+    assert info["sub"] == USER and info["https://slack.com/user_id"] == USER
+    assert info["https://slack.com/team_id"] == slack.team_id and info["name"] == "Alice Liddell"
+    assert "email" not in info.data  # not asked for
+
+
+def test_nobody_signed_in_is_access_denied(slack: SlackEmulator):
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(slack.authorize(authorize_url(slack))).query)
+    assert query == {"error": ["access_denied"], "state": ["s1"]}
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"client_secret": "wrong"}, "bad_client_secret"),
+        ({"client_id": "0.0"}, "invalid_client_id"),
+        ({"redirect_uri": "https://elsewhere.example/cb"}, "bad_redirect_uri"),
+        ({"code": "made-up"}, "invalid_code"),
+    ],
+)
+def test_the_code_exchange_refuses_like_slack(slack: SlackEmulator, change: dict[str, str], error: str):
+    slack.sign_in_as(USER)
+    args = {
+        "client_id": slack.client_id,
+        "client_secret": slack.client_secret,
+        "code": code_from(slack.authorize(authorize_url(slack))),
+        "redirect_uri": REDIRECT,
+    } | change
+    with pytest.raises(SlackApiError) as refused:
+        WebClient(base_url=slack.api_url).openid_connect_token(**args)
+    assert refused.value.response["error"] == error
+
+
+def test_a_code_works_once_and_a_made_up_token_has_no_identity(slack: SlackEmulator):
+    slack.sign_in_as(USER)
+    code = code_from(slack.authorize(authorize_url(slack)))
+    anonymous = WebClient(base_url=slack.api_url)
+    anonymous.openid_connect_token(
+        client_id=slack.client_id, client_secret=slack.client_secret, code=code, redirect_uri=REDIRECT
+    )
+    with pytest.raises(SlackApiError) as again:
+        anonymous.openid_connect_token(
+            client_id=slack.client_id, client_secret=slack.client_secret, code=code, redirect_uri=REDIRECT
+        )
+    assert again.value.response["error"] == "invalid_code"
+    for token, error in ((TOKEN, "invalid_auth"), ("xoxp-made-up", "invalid_auth")):
+        with pytest.raises(SlackApiError) as refused:
+            WebClient(token=token, base_url=slack.api_url).openid_connect_userInfo()
+        assert refused.value.response["error"] == error
+    with pytest.raises(SlackApiError) as unauthenticated:
+        anonymous.openid_connect_userInfo()
+    assert unauthenticated.value.response["error"] == "not_authed"
+
+
+def test_the_authorize_page_refuses_a_bad_request(slack: SlackEmulator):
+    for bad in ({"client_id": "0.0"}, {"scope": "chat:write"}, {"redirect_uri": "javascript:x"}):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(authorize_url(slack, **bad), timeout=5)  # noqa: S310 (loopback)
+        assert refused.value.code == 400

@@ -20,7 +20,13 @@ def harness(function_env, deployment, slack, google, lambda_context, monkeypatch
         "GOOGLE_CLIENT_ID": google.client_id,
         "GOOGLE_CLIENT_SECRET": google.client_secret,
     }
-    function_env("OAuthCallbackFunction", **google_env)
+    function_env(
+        "OAuthCallbackFunction",
+        **google_env,
+        SLACK_CLIENT_ID=slack.client_id,
+        SLACK_CLIENT_SECRET=slack.client_secret,
+        SLACK_OIDC_AUTHORIZE_URL=slack.oidc_authorize_url,
+    )
     function_env("WorkerFunction", **google_env)
     return Harness(deployment, slack, google, lambda_context)
 

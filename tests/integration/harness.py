@@ -17,6 +17,7 @@ from infra.local.front import api_gateway_event
 from infra.local.poller import sqs_record
 from infra.local.slack_requests import (
     LOCAL_DM_CHANNEL,
+    LOCAL_TEAM_ID,
     LOCAL_USER_ID,
     block_action,
     interaction_body,
@@ -37,6 +38,8 @@ class Harness:
         # Set by tests that run the agent.
         self.gmail: GmailMailbox | None = None
         self.openai: OpenAIEmulator | None = None
+        # The browser's cookies for the API's origin (the link flow binds to them).
+        self.cookies: dict[str, str] = {}
 
     def openai_requests(self) -> int:
         return len(self.openai.requests) if self.openai else 0
@@ -68,21 +71,52 @@ class Harness:
         self.run(command)
         return self.slack.wait_for_messages(before + 1, channel=channel, timeout=10)[before]
 
-    def consent_url(self, user: str = LOCAL_USER_ID) -> str:
-        prompt = self.say("auth", user=user)
+    def button_url(self, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL) -> str:
+        """The Connect Gmail button's URL from `auth`."""
+        prompt = self.say("auth", user=user, channel=channel)
         [url] = [e["url"] for b in prompt.blocks for e in b.get("elements", []) if "url" in e]
         return str(url)
 
+    def consent_url(
+        self, user: str = LOCAL_USER_ID, *, signed_in_as: str | None = None, channel: str = LOCAL_DM_CHANNEL
+    ) -> str:
+        """Press Connect Gmail as `user` and sign in with Slack as `signed_in_as` (the
+        same user unless given): Google's consent URL this browser is sent on to."""
+        return self.through_slack(self.button_url(user, channel), signed_in_as or user)
+
+    def through_slack(self, button_url: str, signed_in_as: str = LOCAL_USER_ID) -> str:
+        """Open the button's URL in this browser and sign in with Slack; the Location
+        the Slack step answers with (Google's consent page when it passes)."""
+        status, headers, _ = self.browse(button_url)
+        assert status == 302, (status, headers)
+        self.slack.sign_in_as(signed_in_as, LOCAL_TEAM_ID)
+        status, headers, body = self.browse(self.slack.authorize(headers["Location"]))
+        assert status == 302, (status, body)
+        return headers["Location"]
+
+    def browse(self, location: str) -> tuple[int, dict[str, str], str]:
+        """GET one of the API's URLs as this browser does: with its cookies, keeping
+        the ones the answer sets."""
+        parts = urlsplit(location)
+        assert f"{parts.scheme}://{parts.netloc}" == PUBLIC, location
+        headers = {"User-Agent": "Mozilla/5.0"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        event = api_gateway_event("GET", f"{parts.path}?{parts.query}", headers, b"", parts.netloc)
+        response = callback_app.handler(event, self.context, callback=self.callback)
+        for cookie in response.get("cookies", []):
+            name, _, value = cookie.split(";")[0].partition("=")
+            self.cookies[name] = value
+        return response["statusCode"], response["headers"], response["body"]
+
     def callback_to(self, location: str) -> tuple[int, str]:
         parts = urlsplit(location)
-        assert f"{parts.scheme}://{parts.netloc}" == PUBLIC and parts.path == "/auth/callback"
-        target = f"{parts.path}?{parts.query}"
-        event = api_gateway_event("GET", target, {"User-Agent": "Mozilla/5.0"}, b"", parts.netloc)
-        response = callback_app.handler(event, self.context, callback=self.callback)
-        return response["statusCode"], response["body"]
+        assert parts.path == "/auth/callback"
+        status, _, body = self.browse(location)
+        return status, body
 
-    def link(self, user: str = LOCAL_USER_ID) -> tuple[int, str]:
-        return self.callback_to(self.google.consent(self.consent_url(user)))
+    def link(self, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL) -> tuple[int, str]:
+        return self.callback_to(self.google.consent(self.consent_url(user, channel=channel)))
 
     def rows(self) -> list[dict[str, Any]]:
         return self.deployment.aws.client("dynamodb").scan(TableName=self.deployment.physical("TokensTable"))["Items"]

@@ -164,7 +164,7 @@ def test_the_signing_secret_comes_from_secrets_manager_when_not_overridden(
     function_env("IngressFunction")
     monkeypatch.delenv("SLACK_SIGNING_SECRET")
     deployment.aws.client("secretsmanager").put_secret_value(
-        SecretId=deployment.physical("AppSecret"),
+        SecretId=deployment.physical("SlackSigningSecret"),
         SecretString=json.dumps({"SLACK_SIGNING_SECRET": "from-secrets-manager"}),
     )
     ingress = build_ingress()

@@ -137,3 +137,13 @@ def test_users_can_dm_the_bot_and_interactions_reach_it_over_http():
     assert settings["socket_mode_enabled"] is False
     assert settings["org_deploy_enabled"] is False
     assert settings["token_rotation_enabled"] is False
+
+
+def test_sign_in_with_slack_asks_for_what_the_link_flow_requests_and_comes_back_to_its_route():
+    from mailroom.adapters.slack_oidc import SCOPES
+    from mailroom.slack_sign_in import SLACK_CALLBACK_PATH
+
+    assert MANIFEST["oauth_config"]["scopes"]["user"] == SCOPES.split()
+    [redirect] = MANIFEST["oauth_config"]["redirect_urls"]
+    assert urlsplit(redirect).path == SLACK_CALLBACK_PATH
+    assert TEMPLATE.body["Outputs"]["SlackRedirectUrl"]["Value"]["Fn::Sub"].endswith(SLACK_CALLBACK_PATH)

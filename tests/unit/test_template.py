@@ -77,7 +77,14 @@ def test_the_outputs_give_the_urls_to_paste_into_slack_and_google():
         ("SlackEventsUrl", "/slack/events"),
         ("SlackInteractionsUrl", "/slack/interactions"),
         ("GoogleRedirectUri", "/auth/callback"),
+        ("SlackRedirectUrl", "/auth/slack/callback"),
     ]:
         assert outputs[name]["Value"]["Fn::Sub"].endswith(path)
-    routes = {(r.method, r.path) for r in TEMPLATE.http_routes()}
-    assert routes == {("POST", "/slack/events"), ("POST", "/slack/interactions"), ("GET", "/auth/callback")}
+    routes = {(r.method, r.path): r.function for r in TEMPLATE.http_routes()}
+    assert routes == {
+        ("POST", "/slack/events"): "IngressFunction",
+        ("POST", "/slack/interactions"): "IngressFunction",
+        ("GET", "/auth/start"): "OAuthCallbackFunction",
+        ("GET", "/auth/slack/callback"): "OAuthCallbackFunction",
+        ("GET", "/auth/callback"): "OAuthCallbackFunction",
+    }

@@ -10,6 +10,11 @@ is good once, for 3 seconds) and change with views.update (`views()` shows them)
 
 State can also be read and driven over HTTP, so a process outside the test can poll it:
 
+Sign in with Slack (OpenID Connect) is emulated too: `GET /openid/connect/authorize`
+(`oidc_authorize_url`) answers as if the browser were signed in as `signed_in_user`
+(a 302 back to `redirect_uri` with a code, or `error=access_denied` when nobody is), and
+`openid.connect.token` / `openid.connect.userInfo` answer with Slack's shapes and errors.
+
     GET  /_emulator/calls?method=             {"calls": [...]}
     GET  /_emulator/messages?channel=&thread_ts=   {"messages": [...]}
     GET  /_emulator/reactions?channel=&ts=    {"reactions": [...]}
@@ -22,16 +27,19 @@ Run standalone with `python -m infra.local.emulators.slack --port 8401`.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import copy
 import dataclasses
 import hashlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from infra.local.emulators.base import Emulator, Request, Response, serve_until_interrupted
 
@@ -85,9 +93,18 @@ class SlackEmulator(Emulator):
         team_id: str = "T0LOCAL",
         host: str = "127.0.0.1",
         port: int = 0,
+        client_id: str = "1111111111.2222222222",
+        client_secret: str = "local-slack-client-secret",  # noqa: S107 - a fake secret for a local fake
     ):
         super().__init__(host=host, port=port)
         self.bot_token = bot_token
+        # Sign in with Slack: the app's OAuth client and who the browser is signed in as.
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.signed_in_user: str | None = None
+        self.signed_in_team: str = team_id
+        self._oidc_codes: dict[str, dict[str, Any]] = {}
+        self._user_tokens: dict[str, dict[str, Any]] = {}
         self.bot_user_id = bot_user_id
         self.team_id = team_id
         self.bot_id = "B" + bot_user_id[1:]
@@ -121,12 +138,48 @@ class SlackEmulator(Emulator):
         }
         self._views: dict[str, dict[str, Any]] = {}
         self._used_triggers: set[str] = set()
+        # Methods that authenticate with the app's client credentials or a user token
+        # from Sign in with Slack, not with the bot token.
+        self._oidc_methods: dict[str, Callable[[dict[str, Any], Request], dict[str, Any]]] = {
+            "openid.connect.token": self._openid_connect_token,
+            "openid.connect.userInfo": self._openid_connect_user_info,
+            "auth.revoke": self._auth_revoke_user_token,
+        }
         self.reset()
 
     # -- public API --------------------------------------------------------------------
     @property
     def api_url(self) -> str:
         return f"{self.url}api/"
+
+    @property
+    def oidc_authorize_url(self) -> str:
+        """SLACK_OIDC_AUTHORIZE_URL for this emulator."""
+        return f"{self.url}openid/connect/authorize"
+
+    def sign_in_as(self, user_id: str | None, team_id: str | None = None) -> None:
+        """Who the emulated browser is signed in to Slack as (None: nobody, so the
+        authorize page answers access_denied as if the user gave up)."""
+        with self.lock:
+            self.signed_in_user = user_id
+            self.signed_in_team = team_id or self.team_id
+
+    def authorize(self, url: str) -> str:
+        """GET an authorize URL as a browser would; return the redirect's Location."""
+        import urllib.error
+        import urllib.request
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        try:
+            with urllib.request.build_opener(NoRedirect).open(url, timeout=10) as response:
+                raise AssertionError(f"authorize answered {response.status}, not a redirect")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 302 and exc.headers.get("Location"):
+                return str(exc.headers["Location"])
+            raise AssertionError(f"authorize answered {exc.code}: {exc.read()[:200]!r}") from None
 
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -193,6 +246,8 @@ class SlackEmulator(Emulator):
             self._open_dms.clear()
             self._users.clear()
             self._views.clear()
+            self._oidc_codes.clear()
+            self._user_tokens.clear()
             self.add_user(self.bot_user_id, name="mailroom", real_name="Mailroom", is_bot=True)
             self._changed.notify_all()
 
@@ -230,6 +285,8 @@ class SlackEmulator(Emulator):
 
     # -- HTTP routing ------------------------------------------------------------------
     def route(self, request: Request) -> Response:
+        if request.path == "/openid/connect/authorize" and request.method == "GET":
+            return self._oidc_authorize(request)
         if request.path.startswith("/api/"):
             return self._api(request.path[len("/api/") :], request)
         if request.path.startswith("/_emulator/"):
@@ -299,6 +356,13 @@ class SlackEmulator(Emulator):
             error = "ratelimited" if fault.status == 429 else "internal_error"
             return answer({"ok": False, "error": error}, fault.status, headers)
 
+        oidc = self._oidc_methods.get(method)
+        if oidc is not None:
+            try:
+                with self._changed:
+                    return answer({"ok": True, **oidc(args, request)})
+            except SlackError as exc:
+                return answer({"ok": False, "error": exc.code})
         auth_error = self._auth_error(request)
         if auth_error is not None:
             return answer({"ok": False, "error": auth_error})
@@ -587,6 +651,109 @@ class SlackEmulator(Emulator):
         self._statuses[(str(channel_id), str(thread_ts))] = str(args["status"])
         return {}
 
+    # -- Sign in with Slack (OpenID Connect) ---------------------------------------------
+    def _oidc_authorize(self, request: Request) -> Response:
+        redirect_uri = request.arg("redirect_uri") or ""
+        if request.arg("client_id") != self.client_id:
+            return Response(400, "<h1>Invalid client_id parameter</h1>")
+        if not redirect_uri.startswith(("http://", "https://")):
+            return Response(400, "<h1>Invalid redirect_uri</h1>")
+        scopes = set((request.arg("scope") or "").split())
+        if request.arg("response_type") != "code" or "openid" not in scopes or not scopes <= _OIDC_SCOPES:
+            return Response(400, "<h1>Invalid scope or response_type</h1>")
+        params: dict[str, str] = {}
+        if request.arg("state") is not None:
+            params["state"] = request.arg("state") or ""
+        with self.lock:
+            user, team = self.signed_in_user, self.signed_in_team
+            if user is None:
+                params["error"] = "access_denied"
+            else:
+                code = secrets.token_hex(16)
+                self._oidc_codes[code] = {
+                    "user": user,
+                    "team": team,
+                    "redirect_uri": redirect_uri,
+                    "scopes": scopes,
+                    "nonce": request.arg("nonce"),
+                    "expires": time.time() + 600,
+                }
+                params["code"] = code
+        separator = "&" if "?" in redirect_uri else "?"
+        return Response(302, b"", {"Location": f"{redirect_uri}{separator}{urlencode(params)}"})
+
+    def _openid_connect_token(self, args: dict[str, Any], request: Request) -> dict[str, Any]:
+        client_id, client_secret = _client_credentials(args, request)
+        if client_id != self.client_id:
+            raise SlackError("invalid_client_id")
+        if client_secret != self.client_secret:
+            raise SlackError("bad_client_secret")
+        if (args.get("grant_type") or "authorization_code") != "authorization_code":
+            raise SlackError("invalid_grant_type")
+        grant = self._oidc_codes.pop(str(args.get("code") or ""), None)  # a code works once
+        if grant is None or grant["expires"] < time.time():
+            raise SlackError("invalid_code")
+        if args.get("redirect_uri") != grant["redirect_uri"]:
+            raise SlackError("bad_redirect_uri")
+        token = "xoxp-" + secrets.token_hex(16)
+        self._user_tokens[token] = grant
+        claims = {
+            "iss": "https://slack.com",
+            "sub": grant["user"],
+            "aud": self.client_id,
+            "exp": int(time.time()) + 3600,
+            "iat": int(time.time()),
+            "auth_time": int(time.time()),
+            **({"nonce": grant["nonce"]} if grant["nonce"] else {}),
+            **self._identity_claims(grant),
+        }
+        return {"access_token": token, "token_type": "Bearer", "id_token": _unsigned_jwt(claims)}
+
+    def _openid_connect_user_info(self, args: dict[str, Any], request: Request) -> dict[str, Any]:
+        return {"sub": (grant := self._user_grant(request))["user"], **self._identity_claims(grant)}
+
+    def _auth_revoke_user_token(self, args: dict[str, Any], request: Request) -> dict[str, Any]:
+        # Only Sign in with Slack's user tokens are revocable here; the bot token is not.
+        self._user_grant(request)
+        token = request.headers.get("authorization", "")[len("bearer ") :].strip()
+        self._user_tokens.pop(token, None)
+        return {"revoked": True}
+
+    def user_tokens_alive(self) -> int:
+        """How many Sign in with Slack user tokens still work."""
+        with self.lock:
+            return len(self._user_tokens)
+
+    def _user_grant(self, request: Request) -> dict[str, Any]:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            token: Any = header[len("bearer ") :].strip()
+        else:
+            try:
+                token = _request_args(request).get("token")  # `args` has had it removed for the call log
+            except ValueError:
+                token = None
+        if not token:
+            raise SlackError("not_authed")
+        grant = self._user_tokens.get(str(token))
+        if grant is None:
+            raise SlackError("invalid_auth")
+        return grant
+
+    def _identity_claims(self, grant: dict[str, Any]) -> dict[str, Any]:
+        profile = (self._users.get(grant["user"]) or self._user_object(grant["user"]))["profile"]
+        claims: dict[str, Any] = {
+            "https://slack.com/user_id": grant["user"],
+            "https://slack.com/team_id": grant["team"],
+            "https://slack.com/team_name": "Mailroom Local",
+            "https://slack.com/team_domain": "mailroom-local",
+        }
+        if "profile" in grant["scopes"]:
+            claims |= {"name": profile["real_name"], "given_name": profile["real_name"].split()[0], "locale": "en-US"}
+        if "email" in grant["scopes"]:
+            claims |= {"email": profile.get("email", ""), "email_verified": True}
+        return claims
+
 
 # -- views (modals) ----------------------------------------------------------------------
 TRIGGER_LIFETIME_SECONDS = 3.0  # Slack: "pass a valid trigger_id within 3 seconds of receiving it"
@@ -636,6 +803,30 @@ def _check_trigger(trigger_id: Any, used: set[str]) -> None:
 
 
 # -- module helpers ---------------------------------------------------------------------
+_OIDC_SCOPES = frozenset({"openid", "profile", "email"})
+
+
+def _client_credentials(args: dict[str, Any], request: Request) -> tuple[str, str]:
+    """HTTP Basic auth (what slack-sdk sends) or client_id/client_secret fields."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            client_id, _, client_secret = base64.b64decode(header[6:].strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return "", ""
+        return client_id, client_secret
+    return str(args.get("client_id") or ""), str(args.get("client_secret") or "")
+
+
+def _unsigned_jwt(claims: dict[str, Any]) -> str:
+    """An id_token shaped like Slack's (header.payload.signature); the emulator does not sign."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'typ': 'JWT', 'alg': 'none'})}.{part(claims)}."
+
+
 def _request_args(request: Request) -> dict[str, Any]:
     """Query string plus body (JSON or form), with JSON-in-form fields decoded."""
     args: dict[str, Any] = {k: v[0] for k, v in request.query.items() if v}

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from mailroom.adapters.google_oauth import GoogleOAuth
     from mailroom.adapters.slack_chat import SlackChat
     from mailroom.agent.runner import AgentChat
+    from mailroom.commands import Command
+    from mailroom.forget import Forgetter, ThreadIndex
     from mailroom.gmail_link import GmailLinkCommands
     from mailroom.ingress import Ingress
     from mailroom.oauth_callback import OAuthCallback
@@ -81,6 +83,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
     chat = _slack_chat(resolved, secrets)
 
     oauth = Lazy(lambda: _google_oauth(resolved, secrets))
+    index = Lazy(lambda: _thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds))
 
     def gmail_link() -> GmailLinkCommands:
         from mailroom.gmail_link import GmailLinkCommands
@@ -92,6 +95,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
             states=OAuthStateStore(resolved.oauth_state_table),
             oauth=oauth(),
+            forgetter=_forgetter(index()),
         )
 
     link = Lazy(gmail_link)
@@ -99,6 +103,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
     def agent_chat() -> AgentChat:
         from mailroom.adapters.approval_table import DynamoApprovalStore
         from mailroom.agent.checkpoints import TurnCachedSaver
+        from mailroom.agent.encrypted_memory import KmsEnvelopeCipher, encrypt_memory
         from mailroom.agent.runner import AgentChat, AgentSettings
         from mailroom.rate_limit import RateLimiter
 
@@ -106,8 +111,10 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             chat=chat,
             links=link(),
             oauth=oauth(),
-            checkpointer=TurnCachedSaver(
-                table_name=resolved.checkpoints_table, ttl_seconds=resolved.checkpoint_ttl_seconds
+            # Memory sealed for its owner with a data key of the same KMS key as the tokens.
+            checkpointer=encrypt_memory(
+                TurnCachedSaver(table_name=resolved.checkpoints_table, ttl_seconds=resolved.checkpoint_ttl_seconds),
+                KmsEnvelopeCipher(resolved.tokens_key_arn),
             ),
             settings=AgentSettings(
                 model=resolved.openai_model,
@@ -132,11 +139,11 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
         "auth": lambda command: link().auth(command),
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
-        "chat": lambda command: agent()(command),
-        "approve_send": lambda command: agent().resume(command),
-        "cancel_send": lambda command: agent().resume(command),
-        "edit_send": lambda command: agent().resume(command),
-        "edit_send_submit": lambda command: agent().resume(command),
+        "chat": lambda command: _as_owner(command, agent(), index(), chat),
+        "approve_send": lambda command: _as_presser(command, agent().resume),
+        "cancel_send": lambda command: _as_presser(command, agent().resume),
+        "edit_send": lambda command: _as_presser(command, agent().resume),
+        "edit_send_submit": lambda command: _as_presser(command, agent().resume),
     }
     return Worker(
         chat,
@@ -148,16 +155,64 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
     )
 
 
+def _thread_index(table_name: str, ttl_seconds: int) -> ThreadIndex:
+    from mailroom.forget import ThreadIndex
+
+    return ThreadIndex(table_name, ttl_seconds)
+
+
+def _forgetter(index: ThreadIndex) -> Forgetter:
+    from mailroom.forget import Forgetter
+
+    # approvals: the approval record's `cancel_all_pending` (mailroom.forget.PendingApprovals)
+    # goes here once it exists; until then the erased checkpoints hold no send to resume.
+    return Forgetter(index, approvals=None)
+
+
+def _as_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex, chat: SlackChat) -> None:
+    """Run a chat turn with its memory sealed for, and opened only by, this user, once
+    the conversation is recorded as theirs (a conversation of someone else's is refused)."""
+    from mailroom import replies
+    from mailroom.agent.encrypted_memory import owner_scope
+
+    if not index.claim(command.team_id, command.user_id, command.conversation_id):
+        chat.post_ephemeral(
+            command.channel_id, command.user_id, replies.conversation_not_yours(), thread_ts=command.thread_ts
+        )
+        return
+    with owner_scope(command.team_id, command.user_id):
+        run(command)
+
+
+def _as_presser(command: Command, run: Callable[[Command], None]) -> None:
+    """Run a press with memory opened as the presser's. The press is routed by its
+    approval record, which is checked to be the presser's own before any memory is read,
+    so someone else's press never opens (or needs) the owner's memory."""
+    from mailroom.agent.encrypted_memory import owner_scope
+
+    with owner_scope(command.team_id, command.user_id):
+        run(command)
+
+
 def build_oauth_callback(settings: CallbackSettings | None = None) -> OAuthCallback:
+    from mailroom.adapters.slack_oidc import SlackOpenIdConnect
     from mailroom.oauth_callback import OAuthCallback
     from mailroom.oauth_state import OAuthStateStore
     from mailroom.vault import TokenVault
 
     resolved = settings or CallbackSettings.from_environment()
     secrets = SecretStore(resolved)
+    forgetter = Lazy(lambda: _forgetter(_thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds)))
     return OAuthCallback(
         states=OAuthStateStore(resolved.oauth_state_table),
         oauth=_google_oauth(resolved, secrets),
         links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
         chat=_slack_chat(resolved, secrets),
+        slack=SlackOpenIdConnect(
+            client_id=lambda: secrets.get("SLACK_CLIENT_ID"),
+            client_secret=lambda: secrets.get("SLACK_CLIENT_SECRET"),
+            authorize_url=resolved.slack_oidc_authorize_url,
+            api_url=resolved.slack_api_url,
+        ),
+        forget=lambda team_id, user_id: forgetter().forget(team_id, user_id, reason="relinked"),
     )

@@ -8,6 +8,8 @@ channel (ephemeral); in the DM they are ordinary messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from mailroom import replies
 from mailroom.commands import Command
@@ -18,7 +20,11 @@ from mailroom.observability import logger, metrics
 from mailroom.ports import Chat, LinkStore, OAuthProvider
 from mailroom.vault import GmailLink, GoogleTokens
 
+if TYPE_CHECKING:
+    from mailroom.forget import Forgetter
+
 CALLBACK_PATH = "/auth/callback"
+START_PATH = "/auth/start"
 # Refresh a little before Google's expiry, so a token never dies mid-request.
 _EXPIRY_MARGIN_SECONDS = 120
 
@@ -33,22 +39,25 @@ class GmailLinkCommands:
     links: LinkStore
     states: OAuthStateStore
     oauth: OAuthProvider
+    # Revoke also forgets the user's conversations and pending approvals.
+    forgetter: Forgetter | None = None
 
     def auth(self, command: Command) -> None:
         if not command.public_base_url:
             raise MailroomError("no public URL to send Google's redirect to")
-        redirect_uri = command.public_base_url.rstrip("/") + CALLBACK_PATH
+        base = command.public_base_url.rstrip("/")
         state = new_state()
-        url, code_verifier = self.oauth.consent_url(redirect_uri, state)
+        # The button opens Mailroom's own page, which has the browser sign in with Slack
+        # before it goes on to Google's consent (mailroom.slack_sign_in).
         self.states.save(
             state,
             team_id=command.team_id,
             user_id=command.user_id,
             channel_id=command.channel_id,
             thread_ts=command.thread_ts,
-            redirect_uri=redirect_uri,
-            code_verifier=code_verifier,
+            redirect_uri=base + CALLBACK_PATH,
         )
+        url = f"{base}{START_PATH}?{urlencode({'state': state})}"
         existing = self.links.load(command.team_id, command.user_id)
         text, blocks = replies.connect_gmail(url, existing.email if existing and existing.status == "linked" else None)
         # The consent link is for this user alone, wherever they asked.
@@ -77,6 +86,8 @@ class GmailLinkCommands:
         # invalid token is fine: the user wants it gone either way.
         google_revoked = self.oauth.revoke(link.tokens.refresh_token or link.tokens.access_token)
         self.links.delete(command.team_id, command.user_id)
+        if self.forgetter is not None:
+            self.forgetter.forget(command.team_id, command.user_id, reason="revoked")
         logger.info("gmail link revoked", extra={"google_revoked": google_revoked})
         metrics.add_metric(name="LinksRevoked", unit="Count", value=1)
         self._answer(command, replies.revoked(link.email, google_revoked))

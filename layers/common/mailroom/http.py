@@ -23,6 +23,7 @@ class HttpRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     # The origin the request reached, e.g. https://abc.execute-api.eu-west-1.amazonaws.com
     origin: str | None = None
+    cookies: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_api_gateway(cls, event: Mapping[str, Any]) -> HttpRequest:
@@ -46,6 +47,7 @@ class HttpRequest:
             body=body,
             query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
             origin=f"{scheme}://{domain}" if domain else None,
+            cookies=_cookies(event.get("cookies"), headers.get("cookie")),
         )
 
 
@@ -55,15 +57,34 @@ class HttpResponse:
     body: str = ""
     content_type: str = "text/plain; charset=utf-8"
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Set-Cookie values (payload 2.0 carries them apart from the headers).
+    cookies: tuple[str, ...] = ()
 
     @classmethod
     def json(cls, status: int, payload: Any) -> HttpResponse:
         return cls(status, json.dumps(payload), "application/json")
 
     def to_api_gateway(self) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "statusCode": self.status,
             "headers": {"Content-Type": self.content_type, **self.headers},
             "body": self.body,
             "isBase64Encoded": False,
         }
+        if self.cookies:
+            answer["cookies"] = list(self.cookies)
+        return answer
+
+
+def _cookies(listed: Any, header: str | None) -> dict[str, str]:
+    """Payload 2.0 lists cookies in `cookies`; a Cookie header is read too. The first
+    value of a name wins, as browsers send the most specific path first."""
+    pairs = [str(c) for c in listed] if isinstance(listed, list) else []
+    if header:
+        pairs += header.split(";")
+    found: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.strip().partition("=")
+        if sep and name and name not in found:
+            found[name] = value.strip()
+    return found

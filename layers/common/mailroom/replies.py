@@ -68,8 +68,9 @@ def connect_gmail(url: str, replacing: str | None) -> tuple[str, Blocks]:
         else "Connect your Gmail so I can search, read and draft mail for you."
     )
     detail = (
-        "Google will ask you to allow Mailroom to *read*, *compose* and *send* mail. "
-        "Nothing is sent without your Approve. The button works once, for 10 minutes."
+        "You'll sign in with Slack first (so the link works for you alone), then Google will ask you to allow "
+        "Mailroom to *read*, *compose* and *send* mail. Nothing is sent without your Approve. "
+        "The button works once, for 10 minutes."
     )
     blocks: Blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{lead}\n{detail}"}},
@@ -103,7 +104,10 @@ def link_broken() -> str:
 
 def revoked(email: str, google_revoked: bool) -> str:
     at_google = "revoked Mailroom's access at Google" if google_revoked else "Google had already revoked access"
-    return f"Disconnected *{email}*: {at_google}, and your stored tokens are deleted."
+    return (
+        f"Disconnected *{email}*: {at_google}, and your stored tokens are deleted, with our conversations "
+        "and any send still waiting for your Approve."
+    )
 
 
 def nothing_to_revoke() -> str:
@@ -112,6 +116,24 @@ def nothing_to_revoke() -> str:
 
 def needs_gmail() -> str:
     return "To use the mail agent, connect Gmail first: send `auth`."
+
+
+def conversation_not_yours() -> str:
+    return "This conversation belongs to someone else, so I can't continue it for you. Write to me in our own DM."
+
+
+def link_opened_by_someone_else() -> str:
+    return (
+        "Your Connect Gmail link was opened by a different Slack account, so it connected nothing and no longer "
+        "works. Send `auth` for a new one, and keep it to yourself."
+    )
+
+
+def link_finished_elsewhere() -> str:
+    return (
+        "A Connect Gmail link of yours reached Google's page without your Slack sign-in in that browser, so it "
+        "connected nothing and no longer works. Send `auth` for a new one."
+    )
 
 
 def linked(email: str) -> str:

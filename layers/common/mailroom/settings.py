@@ -31,10 +31,18 @@ class EnvironmentModel(BaseModel):
 
 class CommonSettings(EnvironmentModel):
     mailroom_stage: str = "dev"
-    secret_arn: str | None = None
-    # Per-secret overrides (local runs and tests); otherwise read from SECRET_ARN.
+    # A secret per audience: each function is given the ARNs of the secrets it reads
+    # (and IAM lets it read only those). See mailroom.secrets for what each holds.
+    slack_signing_secret_arn: str | None = None
+    slack_bot_secret_arn: str | None = None
+    slack_oidc_secret_arn: str | None = None
+    google_oauth_secret_arn: str | None = None
+    openai_secret_arn: str | None = None
+    # Per-secret overrides (local runs and tests); otherwise read from the secret above.
     slack_signing_secret: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
+    slack_client_id: SecretStr | None = None
+    slack_client_secret: SecretStr | None = None
     google_client_id: SecretStr | None = None
     google_client_secret: SecretStr | None = None
     openai_api_key: SecretStr | None = None
@@ -87,6 +95,12 @@ class CallbackSettings(CommonSettings):
     tokens_table: str
     oauth_state_table: str
     tokens_key_arn: str
+    # Linking another address forgets the conversations of the old one.
+    checkpoints_table: str
+    checkpoint_ttl_seconds: int = 30 * 24 * 3600
+
+    # Sign in with Slack; its token and userInfo methods go through SLACK_API_URL.
+    slack_oidc_authorize_url: str = "https://slack.com/openid/connect/authorize"
 
     google_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     google_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)

@@ -270,6 +270,17 @@ class TokenVault:
         )
         return bool(response.get("Attributes"))
 
+    def email_of(self, team_id: str, user_id: str) -> str | None:
+        """The linked address, read without decrypting anything (the OAuth callback
+        compares it with a new link and holds no kms:Decrypt)."""
+        item = self.dynamodb.get_item(
+            TableName=self._table_name,
+            Key={"pk": {"S": _pk(team_id, user_id)}},
+            ProjectionExpression="email",
+            ConsistentRead=True,
+        ).get("Item")
+        return str(item["email"]["S"]) if item and "email" in item else None
+
     # ------------------------------------------------------------------ crypto
 
     def _encrypt(self, team_id: str, user_id: str, tokens: GoogleTokens) -> bytes:

@@ -39,7 +39,16 @@ class SlackChat:
     def post(
         self, channel: str, text: str, *, thread_ts: str | None = None, blocks: list[dict[str, Any]] | None = None
     ) -> str:
-        response = self._call("chat_postMessage", channel=channel, text=text, thread_ts=thread_ts, blocks=blocks)
+        # Never unfurl: a URL in an answer or card may come from an email and carry mail text.
+        response = self._call(
+            "chat_postMessage",
+            channel=channel,
+            text=text,
+            thread_ts=thread_ts,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
         return str(response["ts"])
 
     def post_ephemeral(

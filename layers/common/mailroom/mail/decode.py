@@ -162,7 +162,8 @@ def _content_meta(headers: Sequence[tuple[str, str]]) -> tuple[str, str | None, 
         charset = probe.get_content_charset()
         for key, value in probe.get_params(header="Content-Type") or []:
             params[key.lower()] = value if isinstance(value, str) else str(value)
-    except Exception:  # noqa: S110 - a malformed parameter only costs us the parameter
+    # A malformed parameter only costs us the parameter.
+    except Exception:  # noqa: S110  # nosec B110
         pass
     disposition_type = disposition.split(";", 1)[0].strip().lower() if disposition else ""
     content_id = _unfold(_first_header(headers, "Content-ID")).strip()

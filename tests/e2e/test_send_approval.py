@@ -189,8 +189,8 @@ def test_a_lost_send_is_not_repeated_even_if_gmail_replaced_its_message_id(linke
 
 
 def test_edit_before_approving_replaces_the_request_and_sends_the_edited_email(linked: LocalStack):
-    """Edit opens a modal (views.open by the ingress, within the trigger's 3 s), filled in
-    by the worker; submitting it replaces the request with a new card to approve."""
+    """Edit opens a modal (views.open by the worker, within the trigger's 3 s) prefilled
+    with the message; submitting it replaces the request with a new card to approve."""
     from infra.local.slack_requests import view_submission
 
     assert linked.slack is not None

@@ -330,6 +330,7 @@ def test_a_section_over_slacks_text_limit_is_refused(slack: SlackEmulator, clien
         client.chat_postMessage(channel="D1", text="t", blocks=too_long)
     assert refused.value.response["error"] == "invalid_blocks"
 
+
 # -- Sign in with Slack (OpenID Connect) ---------------------------------------------------
 REDIRECT = "https://mailroom.example/auth/slack/callback"
 

@@ -94,7 +94,7 @@ def test_it_subscribes_to_exactly_the_events_the_ingress_acts_on():
 
 
 def test_the_adapter_calls_the_chat_methods_the_scopes_are_for():
-    assert web_api_methods_called() == {"chat.postMessage", "chat.postEphemeral", "chat.update", "views.update"}
+    assert web_api_methods_called() == {"chat.postMessage", "chat.postEphemeral", "chat.update", "views.open"}
 
 
 def test_it_asks_for_exactly_the_scopes_the_code_needs():

@@ -41,15 +41,11 @@ class Lazy(Generic[T]):
 
 
 def build_ingress(settings: IngressSettings | None = None) -> Ingress:
-    from mailroom.adapters.slack_modals import SlackModals
     from mailroom.adapters.sqs_queue import SqsQueue
     from mailroom.ingress import Ingress
 
     settings = settings or IngressSettings.from_environment()
-    secrets = SecretStore(settings)
-    # The Edit button's modal must be opened within 3 s of the press: by the ingress.
-    modals = SlackModals(lambda: secrets.get("SLACK_BOT_TOKEN"), settings.slack_api_url)
-    return Ingress(settings, secrets, SqsQueue(settings.queue_url), modals=modals)
+    return Ingress(settings, SecretStore(settings), SqsQueue(settings.queue_url))
 
 
 def _slack_chat(settings: CommonSettings, secrets: SecretStore) -> SlackChat:

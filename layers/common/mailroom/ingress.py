@@ -9,10 +9,9 @@ duplicates harmless.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mailroom.commands import Command
 from mailroom.errors import TransientError
@@ -24,9 +23,9 @@ from mailroom.settings import IngressSettings
 from mailroom.slack.parsing import MalformedPayload, load_event_body, parse_event_callback, parse_interaction
 from mailroom.slack.signature import is_valid_slack_request
 
-if TYPE_CHECKING:
-    from mailroom.adapters.slack_modals import SlackModals
-
+# An Edit press only opens a modal (read-only, see approval_desk._open_editor) and must
+# reach the worker within the trigger id's 3 s: it gets a FIFO group of its own so it
+# never waits behind a turn of the same conversation.
 EDIT = "edit_send"
 
 EVENTS_PATH = "/slack/events"
@@ -40,9 +39,7 @@ class Ingress:
         secrets: SecretStore,
         queue: MessageQueue,
         clock: Callable[[], float] = time.time,
-        modals: SlackModals | None = None,
     ):
-        self._modals = modals
         self._settings = settings
         self._secrets = secrets
         self._queue = queue
@@ -82,29 +79,13 @@ class Ingress:
 
         if command is None:
             return self._ignore("not for the bot")
-        if command.name == EDIT and command.trigger_id:
-            command = self._open_editor(command)
-            if command is None:
-                return HttpResponse(200)
         return self._enqueue(command, retry_num)
-
-    def _open_editor(self, command: Command) -> Command | None:
-        """Open the Edit modal now, while the trigger id is valid (see adapters/slack_modals.py);
-        the worker fills it in after checking the press."""
-        if self._modals is None:
-            return None
-        from mailroom.agent.approval_card import loading_view
-
-        where = {"action_id": command.action_value, "channel": command.channel_id, "thread_ts": command.thread_ts}
-        view_id = self._modals.open(str(command.trigger_id), loading_view(json.dumps(where)))
-        return command.model_copy(update={"view_id": view_id, "trigger_id": None}) if view_id else None
 
     def _enqueue(self, command: Command, retry_num: int) -> HttpResponse:
         logger.set_correlation_id(command.event_id)
+        group = f"{command.conversation_id}:edit" if command.name == EDIT else command.conversation_id
         try:
-            self._queue.send(
-                command.model_dump_json(), group_id=command.conversation_id, deduplication_id=command.event_id
-            )
+            self._queue.send(command.model_dump_json(), group_id=group, deduplication_id=command.event_id)
         except TransientError:
             # Not acked: Slack retries, and that retry gets a fresh attempt at the queue.
             logger.exception("could not queue the request", extra={"retry_num": retry_num})

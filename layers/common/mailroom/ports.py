@@ -34,8 +34,8 @@ class Chat(Protocol):
     ) -> None: ...
 
     def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None: ...
-    def update_view(self, view_id: str, view: dict[str, Any]) -> None:
-        """views.update: replace an open modal's content."""
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> bool:
+        """views.open; False when Slack no longer takes the trigger (it lives 3 s)."""
         ...
 
 

@@ -183,6 +183,13 @@ def approval_already(state: str) -> str:
     return f"This request is no longer waiting for a decision: {what}. Nothing more will happen from this card."
 
 
+def editor_too_late() -> str:
+    return (
+        "Slack gives me 3 seconds to open the editor and I took longer this time. "
+        "Press *Edit* again: it opens at once now that I am awake."
+    )
+
+
 def approval_edit_invalid(problem: str) -> str:
     return f"Your edit was not applied ({problem}). The card above still waits for your decision."
 

@@ -19,6 +19,10 @@ _TRANSIENT_ERRORS = frozenset(
 )
 
 
+# views.open refusals that mean the press came too late (a trigger id lives 3 s), not a bug.
+_SPENT_TRIGGER = frozenset({"expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id"})
+
+
 def make_web_client(token: str, base_url: str) -> WebClient:
     return WebClient(
         token=token,
@@ -65,8 +69,14 @@ class SlackChat:
     def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
         self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
 
-    def update_view(self, view_id: str, view: dict[str, Any]) -> None:
-        self._call("views_update", view_id=view_id, view=view)
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> bool:
+        try:
+            self._call("views_open", trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            if exc.response.get("error") in _SPENT_TRIGGER:
+                return False
+            raise
+        return True
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         args = {k: v for k, v in kwargs.items() if v is not None}

@@ -162,18 +162,6 @@ EDIT_FIELDS = (("to", "To", False), ("cc", "Cc", False), ("bcc", "Bcc", False), 
 INPUT_CHARS = 3000
 
 
-def loading_view(private_metadata: str) -> dict[str, Any]:
-    """What the ingress opens at once (trigger ids live 3 s); the worker fills it in."""
-    return {
-        "type": "modal",
-        "callback_id": approvals.EDIT_SUBMIT,
-        "private_metadata": private_metadata,
-        "title": _plain("Edit email"),
-        "close": _plain("Close"),
-        "blocks": [{"type": "section", "text": _mrkdwn("_Loading the email…_")}],
-    }
-
-
 def edit_view(pending: PendingSend, private_metadata: str) -> dict[str, Any]:
     """The modal prefilled with the message; submitting it replaces the request."""
     values = {

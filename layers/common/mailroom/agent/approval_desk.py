@@ -210,15 +210,21 @@ class ApprovalDesk:
 
     # -- editing -------------------------------------------------------------------------
     def _open_editor(self, command: Command, record: ApprovalRecord, pending: PendingSend | None) -> None:
-        """Fill the modal the ingress opened (a trigger id lives 3 s: see ingress.py)."""
-        if not command.view_id:
-            return
+        """Open the Edit modal with the press's trigger id. Slack takes a trigger for 3 s
+        only; the press reaches the worker through SQS in its own FIFO group (it never waits
+        behind a turn), so it is usually in time, and when it is not the user is told to
+        press again: the ingress, which only holds the signing secret, cannot open it."""
         if pending is None or pending.kind != "send_email":
-            self._chat.update_view(command.view_id, approval_card.edit_unavailable_view())
-            return
-        where = {"action_id": record.action_id, "channel": record.channel_id}
-        where["thread_ts"] = _thread_of(record.conversation_id) or ""
-        self._chat.update_view(command.view_id, approval_card.edit_view(pending, json.dumps(where)))
+            view = approval_card.edit_unavailable_view()
+        else:
+            where = {"action_id": record.action_id, "channel": record.channel_id}
+            where["thread_ts"] = _thread_of(record.conversation_id) or ""
+            view = approval_card.edit_view(pending, json.dumps(where))
+        if not command.trigger_id or not self._chat.open_view(command.trigger_id, view):
+            metrics.add_metric(name="EditorTooLate", unit="Count", value=1)
+            self._chat.post_ephemeral(
+                command.channel_id, command.user_id, replies.editor_too_late(), thread_ts=command.thread_ts
+            )
 
     def _edited(self, command: Command, pending: PendingSend | None) -> dict[str, Any] | str:
         form = command.form or {}
@@ -247,8 +253,9 @@ class ApprovalDesk:
         }
 
     def _tell(self, command: Command, text: str) -> None:
-        if command.view_id and command.name == approvals.EDIT:
-            self._chat.update_view(command.view_id, approval_card.notice_view(text))
+        # An Edit press expects a modal: say it there while the trigger is good.
+        edit_press = command.name == approvals.EDIT and command.trigger_id
+        if edit_press and self._chat.open_view(str(command.trigger_id), approval_card.notice_view(text)):
             return
         self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
 

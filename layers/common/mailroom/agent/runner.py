@@ -244,12 +244,12 @@ class AgentChat:
         return {"configurable": {"thread_id": conversation_id}, "recursion_limit": self._settings.recursion_limit}
 
     def _tell_presser(self, command: Command, text: str) -> None:
-        if command.view_id and command.name == "edit_send":
-            # The ingress opened a modal for this press: say it there, not behind it.
+        if command.trigger_id and command.name == "edit_send":
+            # An Edit press expects a modal: say it there while the trigger is good.
             from mailroom.agent.approval_card import notice_view
 
-            self._chat.update_view(command.view_id, notice_view(text))
-            return
+            if self._chat.open_view(command.trigger_id, notice_view(text)):
+                return
         self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
 
     def _chat_model(self) -> Any:

@@ -68,12 +68,14 @@ def _google_oauth(settings: WorkerSettings | CallbackSettings, secrets: SecretSt
 def build_worker(settings: WorkerSettings | None = None) -> Worker:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from mailroom.turn_records import TurnRecords
     from mailroom.worker import CommandRouter, InvocationClock, Worker
 
     resolved = settings or WorkerSettings.from_environment()
     clock = InvocationClock()
     secrets = SecretStore(resolved)
     chat = _slack_chat(resolved, secrets)
+    records = TurnRecords(resolved.usage_table, resolved.turn_record_ttl_seconds)
 
     oauth = Lazy(lambda: _google_oauth(resolved, secrets))
 
@@ -114,6 +116,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
             ),
             seconds_left=clock.seconds_left,
             rate_limiter=RateLimiter(resolved.usage_table, resolved.chat_rate_limit, resolved.chat_rate_window_seconds),
+            records=records,
         )
 
     agent = Lazy(agent_chat)
@@ -133,6 +136,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         idempotency_ttl_seconds=resolved.idempotency_ttl_seconds,
         max_receive_count=resolved.queue_max_receive_count,
         clock=clock,
+        records=records,
     )
 
 

@@ -163,3 +163,10 @@ def rate_limited(minutes: int) -> str:
         "You have asked me a lot in a short time, so I am pausing to keep costs in check. "
         f"Please try again in about {minutes} minute{'s' if minutes != 1 else ''}."
     )
+
+
+def cannot_do(reference: str) -> str:
+    return (
+        "Sorry, I could not do that, and trying again the same way will not help. "
+        f"Try asking differently. Reference: `{reference}`"
+    )

@@ -3,28 +3,56 @@ bundled Gmail document, no network at build time; GMAIL_API_URL as the endpoint)
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import google.auth.exceptions
+import google_auth_httplib2
+import httplib2
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from mailroom.adapters.google_oauth import GrantRevoked
-from mailroom.errors import ToolInputError, TransientError
+from mailroom.errors import OutOfTime, ToolInputError, TransientError
 from mailroom.mail.compose import OutgoingMessage, gmail_message
 from mailroom.mail.decode import ReadableMessage, readable_message, summary_line
+from mailroom.timeouts import GMAIL_CALL_SECONDS, MIN_CALL_SECONDS, call_timeout, seconds_left
+
+# googleapiclient logs each retry with the request's URL, which carries the search
+# query (mail text, in effect): keep its retry chatter out of the logs.
+logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
 
 # googleapiclient retries 429 and 5xx with exponential backoff this many times.
 _RETRIES = 3
 _SUMMARY_HEADERS = ["From", "To", "Cc", "Subject", "Date", "Message-ID"]
 
 
+class DeadlineHttp(httplib2.Http):
+    """An httplib2.Http whose every request (each retry too) gets a socket timeout that
+    ends by the turn's deadline, at most GMAIL_CALL_SECONDS; OutOfTime when too little is
+    left to start one. Without a deadline, GMAIL_CALL_SECONDS (httplib2's default is none)."""
+
+    def __init__(self, deadline: float | None):
+        super().__init__(timeout=GMAIL_CALL_SECONDS)
+        self._deadline = deadline
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        timeout = GMAIL_CALL_SECONDS if self._deadline is None else call_timeout(self._deadline, GMAIL_CALL_SECONDS)
+        self.timeout = timeout
+        for connection in self.connections.values():  # kept-alive connections too
+            connection.timeout = timeout
+            if getattr(connection, "sock", None) is not None:
+                connection.sock.settimeout(timeout)
+        return super().request(*args, **kwargs)
+
+
 class GmailApiMailbox:
-    def __init__(self, credentials: Credentials | None, api_url: str, email: str):
+    def __init__(self, credentials: Credentials | None, api_url: str, email: str, deadline: float | None = None):
         self._email = email
         self._credentials = credentials
         self._api_url = api_url
+        self._deadline = deadline
         self._built: Any = None
 
     @property
@@ -33,7 +61,7 @@ class GmailApiMailbox:
             self._built = build(
                 "gmail",
                 "v1",
-                credentials=self._credentials,
+                http=google_auth_httplib2.AuthorizedHttp(self._credentials, http=DeadlineHttp(self._deadline)),
                 static_discovery=True,
                 cache_discovery=False,
                 client_options={"api_endpoint": self._api_url},
@@ -111,7 +139,14 @@ class GmailApiMailbox:
         try:
             return request.execute(num_retries=retries)
         except google.auth.exceptions.RefreshError as exc:
+            if getattr(exc, "retryable", False):
+                raise TransientError("Google token endpoint failed") from exc
             raise GrantRevoked("Google refused the refresh token") from exc
+        except (google.auth.exceptions.TransportError, httplib2.HttpLib2Error, OSError) as exc:
+            # Timeouts, resets, refused connections, after googleapiclient's retries.
+            if self._deadline is not None and seconds_left(self._deadline) < MIN_CALL_SECONDS:
+                raise OutOfTime("Gmail did not answer before the turn's deadline") from exc
+            raise TransientError(f"Gmail unreachable: {type(exc).__name__}") from exc
         except HttpError as exc:
             status = exc.status_code
             if status == 401:

@@ -84,6 +84,8 @@ _AWS_TRANSIENT_CODES = frozenset(
     }
 )
 
+_SECRETS_MANAGER_OPERATIONS = frozenset({"GetSecretValue", "DescribeSecret", "BatchGetSecretValue"})
+
 # Class names (module.qualname prefixes) that are transport failures or outages.
 _TRANSIENT_CLASSES = (
     "botocore.exceptions.BotoCoreError",  # connection, endpoint and read timeouts
@@ -165,8 +167,8 @@ def _classify_one(exc: BaseException) -> Failure | None:
         status = (getattr(exc, "response", {}) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in _AWS_TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
             return Failure.TRANSIENT
-        if code.startswith("SecretsManager") or "secretsmanager" in str(getattr(exc, "operation_name", "")).lower():
-            return Failure.TRANSIENT
+        if getattr(exc, "operation_name", None) in _SECRETS_MANAGER_OPERATIONS:
+            return Failure.TRANSIENT  # any Secrets Manager error: the secret is read again later
         return None
     if any(name in names for name in _TRANSIENT_CLASSES):
         return Failure.TRANSIENT

@@ -33,9 +33,8 @@ _REQUEST: Any = httpx.Request("POST", "https://api.openai.com/v1/chat/completion
 
 
 def aws(code: str, operation: str = "PutItem", status: int = 400) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
-    )
+    response: Any = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, operation)
 
 
 def gmail(status: int) -> HttpError:

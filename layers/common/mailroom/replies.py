@@ -106,6 +106,13 @@ def revoked(email: str, google_revoked: bool) -> str:
     return f"Disconnected *{email}*: {at_google}, and your stored tokens are deleted."
 
 
+def revoked_unreadable() -> str:
+    return (
+        "Disconnected: your stored Gmail link could not be read any more, so I deleted it. "
+        "To be sure Google forgets Mailroom too, remove it at https://myaccount.google.com/permissions."
+    )
+
+
 def nothing_to_revoke() -> str:
     return "Gmail is not connected, so there is nothing to revoke."
 

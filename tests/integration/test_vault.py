@@ -280,9 +280,10 @@ def test_kms_refusing_the_key_is_told_apart_from_a_damaged_blob(
 ):
     vault.save(TEAM, ADA, "ada@example.com", new_tokens())
     for code in ("AccessDeniedException", "DisabledException", "KeyUnavailableException"):
-        kms = kms_answering(deployment, code)
         refused = TokenVault(
-            deployment.physical("TokensTable"), deployment.physical("TokensKey", "Arn"), kms_client_factory=lambda: kms
+            deployment.physical("TokensTable"),
+            deployment.physical("TokensKey", "Arn"),
+            kms_client_factory=lambda code=code: kms_answering(deployment, code),  # type: ignore[misc]
         )
         with pytest.raises(KmsRefused):
             refused.load(TEAM, ADA)

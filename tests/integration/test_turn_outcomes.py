@@ -163,3 +163,25 @@ def test_a_redelivery_after_slack_failed_posts_the_recorded_answer_without_runni
     assert counter["turns"]["N"] == "1", "the rate limit counted the turn once"
     [record] = [i for i in usage if i["pk"]["S"] == f"turn#{ask.event_id}"]
     assert set(record) <= {"pk", "placeholder_ts", "posted", "told", "expires_at"}, "ids and counts only"
+
+
+def test_a_turn_retried_after_it_drafted_finds_its_draft_instead_of_making_another(agent: Harness):
+    assert agent.openai is not None
+    failures = [1, 1, 1]  # every try of the model call that follows the draft, in the first delivery
+
+    def model_down_once_drafted(conv: Any) -> bool:
+        if failures:
+            failures.pop()
+            raise RuntimeError("the model is down")  # the emulator answers 500
+        return False
+
+    agent.openai.script.rules.insert(0, Rule(tool="create_draft", when=model_down_once_drafted, say="never"))
+    ask = agent.chat("Draft a reply to Bob saying Thursday works")
+    assert agent.deliver(ask) is False
+    assert len(gmail(agent).drafts("ada@example.com")) == 1
+    assert checkpoint_messages(agent, ask.conversation_id) == [], "the failed turn saved nothing"
+
+    assert agent.deliver(ask, receive_count=2) is True
+    assert len(gmail(agent).drafts("ada@example.com")) == 1, "the retry found the draft it had made"
+    [answer] = bot_messages(agent)
+    assert "draft" in answer.text.lower()

@@ -97,6 +97,12 @@ class GmailApiMailbox:
         draft: dict[str, Any] = self._call(self._service.users().drafts().create(userId="me", body=body))
         return draft
 
+    def find_draft(self, message_id: str) -> str | None:
+        query = f"rfc822msgid:{message_id.strip('<>')}"
+        found = self._call(self._service.users().drafts().list(userId="me", q=query, maxResults=1))
+        drafts = found.get("drafts") or []
+        return str(drafts[0]["id"]) if drafts else None
+
     def draft(self, draft_id: str) -> tuple[ReadableMessage, str | None]:
         found = self._call(self._service.users().drafts().get(userId="me", id=draft_id, format="full"))
         message = found.get("message") or {}

@@ -18,3 +18,5 @@ class AgentContext:
     owner: str = ""
     conversation_id: str = ""
     approval_ttl_seconds: float = 24 * 3600
+    # The Slack event the turn answers: a retry of the turn makes the same drafts.
+    turn_id: str = ""

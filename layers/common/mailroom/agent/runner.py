@@ -261,6 +261,7 @@ class AgentChat:
             owner=command.user_id,
             conversation_id=command.conversation_id,
             approval_ttl_seconds=self._settings.approval_ttl_seconds,
+            turn_id=command.event_id,
         )
 
     def _post_answer(

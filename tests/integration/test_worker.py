@@ -206,3 +206,35 @@ def test_a_command_this_version_does_not_know_gets_an_honest_answer(worker, queu
     assert failed_ids(response) == []
     [reply] = slack.messages(channel=LOCAL_DM_CHANNEL)
     assert "`summarise-calendar`" in reply.text and "hello" in reply.text
+
+
+@pytest.mark.parametrize(("delivery", "backoff"), [(1, 30), (2, 60), (3, 120), (4, None)])
+def test_a_failed_message_comes_back_after_a_backoff_not_the_whole_visibility_timeout(
+    function_env, queue, lambda_context, deployment, delivery, backoff, caplog
+):
+    from botocore.stub import Stubber
+
+    from mailroom.adapters.sqs_queue import SqsQueue
+
+    env = function_env("WorkerFunction")
+    real = build_worker()
+
+    def route(command: Command) -> None:
+        raise TransientError("dependency briefly down")
+
+    sqs = deployment.aws.client("sqs")
+    event = queue(command("hello", "EvBACKOFF"), receive_count=delivery)
+    [record] = event["Records"]
+    worker = Worker(real._chat, route, _store(), queue=SqsQueue(env["QUEUE_URL"], client=sqs))
+    with Stubber(sqs) as pinned:  # the exact request; none on the last delivery (the DLQ is next)
+        if backoff is not None:
+            expected = {
+                "QueueUrl": env["QUEUE_URL"],
+                "ReceiptHandle": record["receiptHandle"],
+                "VisibilityTimeout": backoff,
+            }
+            pinned.add_response("change_message_visibility", {}, expected)
+        response = app.handler(event, lambda_context, worker=worker)
+        pinned.assert_no_pending_responses()
+    assert len(failed_ids(response)) == 1
+    assert "could not shorten the retry delay" not in caplog.text, "no other SQS call was made"

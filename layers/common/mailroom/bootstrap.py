@@ -68,6 +68,7 @@ def _google_oauth(settings: WorkerSettings | CallbackSettings, secrets: SecretSt
 def build_worker(settings: WorkerSettings | None = None) -> Worker:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from mailroom.adapters.sqs_queue import SqsQueue
     from mailroom.turn_records import TurnRecords
     from mailroom.worker import CommandRouter, InvocationClock, Worker
 
@@ -137,6 +138,7 @@ def build_worker(settings: WorkerSettings | None = None) -> Worker:
         max_receive_count=resolved.queue_max_receive_count,
         clock=clock,
         records=records,
+        queue=SqsQueue(resolved.queue_url) if resolved.queue_url else None,
     )
 
 

@@ -73,6 +73,8 @@ class WorkerSettings(CommonSettings):
     # How long an Approve/Cancel request for a send stays valid.
     approval_ttl_seconds: float = 24 * 3600
     queue_max_receive_count: int = 4
+    # The worker's own queue, to deliver a failed message again sooner (backoff).
+    queue_url: str | None = None
     # Slack retries an event for minutes; a day covers any late redelivery too.
     idempotency_ttl_seconds: int = 24 * 3600
     # What a delivery of an event left for the next one (placeholder ts, failure told):

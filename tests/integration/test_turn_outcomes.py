@@ -185,3 +185,11 @@ def test_a_turn_retried_after_it_drafted_finds_its_draft_instead_of_making_anoth
     assert len(gmail(agent).drafts("ada@example.com")) == 1, "the retry found the draft it had made"
     [answer] = bot_messages(agent)
     assert "draft" in answer.text.lower()
+
+
+def test_a_deleted_placeholder_does_not_stop_the_answer(agent: Harness):
+    agent.slack.fail_next("chat.update", status=200, error="message_not_found")  # the user deleted it
+    assert agent.deliver(agent.chat(ALICE)) is True
+    [placeholder, answer] = bot_messages(agent)
+    assert placeholder.text == WORKING, "(the emulator only said it was gone)"
+    assert "Notes from Tuesday" in answer.text and answer.edits == 0

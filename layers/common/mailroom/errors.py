@@ -50,6 +50,10 @@ class ToolInputError(MailroomError):
     id, a bad query): reported back to the model so it can correct itself."""
 
 
+class MessageGone(MailroomError):
+    """The Slack message to edit is gone (deleted by the user): post a new one instead."""
+
+
 class OutOfTime(MailroomError):
     """The invocation's time budget is spent: no further call may start."""
 

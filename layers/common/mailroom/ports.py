@@ -33,7 +33,9 @@ class Chat(Protocol):
         blocks: list[dict[str, Any]] | None = None,
     ) -> None: ...
 
-    def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None: ...
+    def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
+        """Edit a message the bot posted; MessageGone if it is not there any more."""
+        ...
 
 
 class OAuthProvider(Protocol):

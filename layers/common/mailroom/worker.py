@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from mailroom import replies
 from mailroom.commands import Command
-from mailroom.errors import Failure, PermanentError, chain, classify, describe
+from mailroom.errors import Failure, MessageGone, PermanentError, chain, classify, describe
 from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
 from mailroom.turn_records import TurnRecords
@@ -197,8 +197,12 @@ class Worker:
             return
         try:
             if placeholder is not None:
-                self._chat.update(command.channel_id, placeholder, text)
-            elif not command.is_direct_message:
+                try:
+                    self._chat.update(command.channel_id, placeholder, text)
+                    return
+                except MessageGone:
+                    pass  # deleted by the user: post instead
+            if not command.is_direct_message:
                 self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
             else:
                 self._chat.post(command.channel_id, text, thread_ts=command.thread_ts)

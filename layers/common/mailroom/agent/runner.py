@@ -21,6 +21,7 @@ from mailroom.agent.graph import build_graph, final_answer, this_turn
 from mailroom.agent.tools import gmail_tools
 from mailroom.approvals import PendingSend
 from mailroom.commands import Command
+from mailroom.errors import MessageGone
 from mailroom.gmail_link import GmailLinkCommands, LinkBroken
 from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
@@ -273,10 +274,13 @@ class AgentChat:
         if not answer and placeholder is None:
             return 0
         first, *rest = split_message(to_mrkdwn(answer) or "I have nothing to add.")
+        try:
+            if placeholder is not None:
+                self._chat.update(command.channel_id, placeholder, first)
+        except MessageGone:  # the user deleted the placeholder: answer anyway
+            placeholder = None
         if placeholder is None:
             self._chat.post(command.channel_id, first, thread_ts=command.thread_ts)
-        else:
-            self._chat.update(command.channel_id, placeholder, first)
         skip = min(progress.count, len(rest)) if progress is not None else 0
         for piece in rest[skip:]:
             self._chat.post(command.channel_id, piece, thread_ts=command.thread_ts)

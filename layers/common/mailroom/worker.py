@@ -44,6 +44,10 @@ CommandHandler = Callable[[Command], None]
 RETRY_BACKOFF_SECONDS = 30
 
 
+class RecordFailed(Exception):
+    """A record that must fail (SQS delivers it again, then the DLQ); says only its kind."""
+
+
 class CommandRouter:
     """Maps a command to the function that carries it out."""
 
@@ -142,7 +146,9 @@ class Worker:
         except Exception as exc:
             if not self._failed(command, exc, attempt):
                 self._retry_soon(record, attempt)
-                raise
+                # The batch processor keeps (and at debug level logs) what is raised here:
+                # hand it the failure's kind, never the original message.
+                raise RecordFailed(f"{classify(exc).value}: {type(exc).__name__}") from None
 
     def _retry_soon(self, record: SQSRecord, attempt: int) -> None:
         """Bring a failed message back after a backoff rather than the queue's whole

@@ -17,7 +17,8 @@ MIN_CALL_SECONDS = 2.0
 # One model request (the client's own retries are off; the agent retries within budget).
 MODEL_CALL_SECONDS = 30.0
 MODEL_ATTEMPTS = 3
-# One Gmail request (socket timeout; googleapiclient retries 429/5xx within budget).
+# One Gmail request's socket timeout; googleapiclient's retries each get their own,
+# so none outlasts the deadline.
 GMAIL_CALL_SECONDS = 20.0
 
 
@@ -31,14 +32,3 @@ def call_timeout(deadline: float, cap: float) -> float:
     if left < MIN_CALL_SECONDS:
         raise OutOfTime("the turn's time budget is spent")
     return min(cap, left)
-
-
-def retries_within(deadline: float, per_try: float, most: int) -> int:
-    """How many retries (of `per_try` seconds each, with 1-2-4 s backoff) still fit."""
-    left, spent, retries = seconds_left(deadline), per_try, 0
-    while retries < most:
-        spent += 2**retries + per_try
-        if spent > left:
-            break
-        retries += 1
-    return retries

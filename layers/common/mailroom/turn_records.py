@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mailroom.adapters.aws import LazyClient
+from mailroom.adapters.aws import LazyClient, quick_config
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class TurnRecords:
     ):
         self._table_name = table_name
         self._ttl = ttl_seconds
-        self._dynamodb = LazyClient("dynamodb", client)
+        self._dynamodb = LazyClient("dynamodb", client, config=quick_config())
         self._clock = clock
 
     def get(self, event_id: str) -> TurnRecord | None:

@@ -45,15 +45,28 @@ class Harness:
         return len(self.openai.requests) if self.openai else 0
 
     def run(self, command: Any) -> None:
+        assert self.deliver(command) is True
+
+    def deliver(self, command: Any, receive_count: int = 1) -> bool:
+        """One delivery of `command` to the worker, as SQS would make it; True if the
+        record succeeded, False if it failed (SQS would deliver it again)."""
         message = {
             "MessageId": uuid.uuid4().hex,
             "ReceiptHandle": "r",
             "Body": command.model_dump_json(),
-            "Attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": command.conversation_id},
+            "Attributes": {"ApproximateReceiveCount": str(receive_count), "MessageGroupId": command.conversation_id},
         }
         record = sqs_record(message, self.deployment.physical("MessagesQueue", "Arn"))
         response = worker_app.handler({"Records": [record]}, self.context, worker=self.worker)
-        assert response == {"batchItemFailures": []}
+        return response == {"batchItemFailures": []}
+
+    def chat(self, text: str, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL) -> Any:
+        """A chat message as the ingress would queue it (not yet delivered)."""
+        command = parse_event_callback(
+            message_event(text, user=user, channel=channel, event_id=f"Ev{uuid.uuid4().hex[:10]}"), PUBLIC
+        )
+        assert command is not None
+        return command
 
     def press(self, approval: PostedMessage, action: str, user: str = LOCAL_USER_ID) -> None:
         [value] = {e["value"] for b in approval.blocks for e in b.get("elements", []) if "value" in e}
@@ -123,3 +136,18 @@ class Harness:
 
     def vault(self) -> TokenVault:
         return TokenVault(self.deployment.physical("TokensTable"), self.deployment.physical("TokensKey", "Arn"))
+
+
+def logged(caplog: Any, capsys: Any) -> str:
+    """Everything logged so far: each record's message, extra fields and traceback, and
+    what was printed (metrics), for tests that check what never reaches the logs."""
+    import logging
+
+    formatter = logging.Formatter()
+    lines = []
+    for record in caplog.records:
+        lines.append(f"{record.getMessage()} {record.__dict__}")
+        if record.exc_info:
+            lines.append(formatter.formatException(record.exc_info))
+    printed = capsys.readouterr()
+    return "\n".join([*lines, printed.out, printed.err])

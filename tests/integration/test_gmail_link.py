@@ -51,7 +51,24 @@ def test_a_token_blob_copied_to_another_users_row_does_not_decrypt_for_them(harn
     ddb.put_item(TableName=harness.deployment.physical("TokensTable"), Item=stolen)
     reply = harness.say("status", user="U0MALLORY", channel="D0MALLORY")
     assert "ada@example.com" not in reply.text
-    assert "something went wrong" in reply.text.lower()
+    assert "no longer works" in reply.text and "`auth`" in reply.text
+
+
+def test_an_unreadable_link_is_a_broken_link_the_user_can_replace_or_remove(harness: Harness):
+    assert harness.link()[0] == 200
+    ddb, table = harness.deployment.aws.client("dynamodb"), harness.deployment.physical("TokensTable")
+    [row] = harness.rows()
+    ddb.put_item(TableName=table, Item=dict(row, tokens={"B": b"not an encrypted message"}))
+    assert "no longer works" in harness.say("What came in today?").text
+    # auth works and relinking overwrites the unreadable row ...
+    assert harness.link()[0] == 200
+    link = harness.vault().load(LOCAL_TEAM_ID, LOCAL_USER_ID)
+    assert link is not None and link.status == "linked"
+    # ... and revoke deletes an unreadable row anyway.
+    ddb.put_item(TableName=table, Item=dict(harness.rows()[0], tokens={"B": b"damaged again"}))
+    reply = harness.say("revoke")
+    assert "deleted" in reply.text and "myaccount.google.com/permissions" in reply.text
+    assert harness.rows() == []
 
 
 def test_a_reused_link_is_refused_and_stores_nothing_new(harness: Harness):

@@ -7,12 +7,13 @@ import secrets
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from mailroom.errors import ConfigurationError, TransientError
-from mailroom.vault import GoogleTokens, TokenVault, VaultError
+from mailroom.vault import GoogleTokens, KmsRefused, TokenVault, VaultError
 
 if TYPE_CHECKING:
     from tests.conftest import Deployment
@@ -260,3 +261,48 @@ def test_kms_out_of_reach_is_transient_every_time(
 def test_a_key_alias_is_refused_at_construction():
     with pytest.raises(ConfigurationError):
         TokenVault("table", "alias/mailroom-dev-tokens")
+
+
+def kms_answering(deployment: Deployment, code: str) -> Any:
+    """A KMS client whose Decrypt gets `code`, as KMS answers once botocore's retries gave
+    up (moto neither throttles nor enforces disabled keys or key policies): pinned as is."""
+    kms = deployment.aws.client("kms")
+
+    def answer(**_: Any) -> tuple[Any, dict[str, Any]]:
+        return SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": code, "Message": "m"}}
+
+    kms.meta.events.register("before-call.kms.Decrypt", answer)
+    return kms
+
+
+def test_kms_refusing_the_key_is_told_apart_from_a_damaged_blob(
+    vault: TokenVault, deployment: Deployment, caplog: pytest.LogCaptureFixture
+):
+    vault.save(TEAM, ADA, "ada@example.com", new_tokens())
+    for code in ("AccessDeniedException", "DisabledException", "KeyUnavailableException"):
+        refused = TokenVault(
+            deployment.physical("TokensTable"),
+            deployment.physical("TokensKey", "Arn"),
+            kms_client_factory=lambda code=code: kms_answering(deployment, code),  # type: ignore[misc]
+        )
+        with pytest.raises(KmsRefused):
+            refused.load(TEAM, ADA)
+        [logged] = [r for r in caplog.records if getattr(r, "kms_error", None) == code]
+        assert logged.levelname == "ERROR" and logged.getMessage() == "KMS refused the token key"
+    # A key that is gone (moto's own NotFoundException) refuses new links too.
+    arn = deployment.physical("TokensKey", "Arn")
+    gone = TokenVault(
+        deployment.physical("TokensTable"), arn.rsplit("/", 1)[0] + "/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12
+    )
+    with pytest.raises(KmsRefused):
+        gone.save(TEAM, BOB, "bob@example.com", new_tokens())
+
+
+def test_kms_throttling_is_transient(vault: TokenVault, deployment: Deployment, monkeypatch: pytest.MonkeyPatch):
+    vault.save(TEAM, ADA, "ada@example.com", new_tokens())
+    kms = kms_answering(deployment, "ThrottlingException")
+    throttled = TokenVault(
+        deployment.physical("TokensTable"), deployment.physical("TokensKey", "Arn"), kms_client_factory=lambda: kms
+    )
+    with pytest.raises(TransientError):
+        throttled.load(TEAM, ADA)

@@ -15,7 +15,9 @@ from mailroom.bootstrap import build_worker
 from mailroom.commands import Command
 from mailroom.errors import TransientError
 from mailroom.slack.parsing import parse_event_callback
+from mailroom.turn_records import TurnRecords
 from mailroom.worker import Worker
+from tests.integration.harness import logged
 
 
 def command(text: str, event_id: str, thread_ts: str | None = None) -> Command:
@@ -122,21 +124,35 @@ def test_on_its_last_delivery_a_failing_message_tells_the_user_with_a_reference(
     assert "Traceback" not in apology.text
 
 
-def test_an_unexpected_error_is_told_to_the_user_with_a_reference_and_not_retried(
-    function_env, queue, slack, lambda_context
+def test_a_bug_is_told_once_with_a_reference_and_its_message_kept_for_the_dlq(
+    function_env, queue, slack, lambda_context, caplog, capsys
 ):
-    function_env("WorkerFunction")
+    env = function_env("WorkerFunction")
     real = build_worker()
 
     def broken_route(command: Command) -> None:
-        raise KeyError("a bug")
+        raise KeyError("from:alice secret-words")  # an error message may carry mail text
 
-    worker = Worker(real._chat, broken_route, _store())
-    response = app.handler(queue(command("hello", "EvBUG")), lambda_context, worker=worker)
-    assert failed_ids(response) == []
-    [apology] = slack.messages(channel=LOCAL_DM_CHANNEL)
+    records = TurnRecords(env["USAGE_TABLE"], 3600)
+    worker = Worker(real._chat, broken_route, _store(), records=records)
+    bug = command("hello", "EvBUG")
+    for delivery in (1, 2, 4):  # every delivery fails the record: after the last, SQS moves it to the DLQ
+        response = app.handler(queue(bug, receive_count=delivery), lambda_context, worker=worker)
+        assert len(failed_ids(response)) == 1
+    [apology] = slack.messages(channel=LOCAL_DM_CHANNEL)  # told once, not on every delivery
     assert "EvBUG" in apology.text
     assert "KeyError" not in apology.text and "Traceback" not in apology.text
+    text = logged(caplog, capsys)
+    assert "secret-words" not in text
+    assert "'error_type': 'KeyError'" in text and "broken_route" in text
+
+
+def test_the_idempotency_stores_own_errors_are_retried(function_env, queue, slack, lambda_context):
+    function_env("WorkerFunction", IDEMPOTENCY_TABLE="no-such-table")
+    worker = build_worker()
+    response = app.handler(queue(command("hello", "EvSTORE")), lambda_context, worker=worker)
+    assert len(failed_ids(response)) == 1
+    assert slack.messages(channel=LOCAL_DM_CHANNEL) == [], "not told before the last delivery"
 
 
 def test_an_unreadable_message_is_dropped_without_a_retry_loop(worker, deployment, slack, lambda_context):
@@ -190,3 +206,35 @@ def test_a_command_this_version_does_not_know_gets_an_honest_answer(worker, queu
     assert failed_ids(response) == []
     [reply] = slack.messages(channel=LOCAL_DM_CHANNEL)
     assert "`summarise-calendar`" in reply.text and "hello" in reply.text
+
+
+@pytest.mark.parametrize(("delivery", "backoff"), [(1, 30), (2, 60), (3, 120), (4, None)])
+def test_a_failed_message_comes_back_after_a_backoff_not_the_whole_visibility_timeout(
+    function_env, queue, lambda_context, deployment, delivery, backoff, caplog
+):
+    from botocore.stub import Stubber
+
+    from mailroom.adapters.sqs_queue import SqsQueue
+
+    env = function_env("WorkerFunction")
+    real = build_worker()
+
+    def route(command: Command) -> None:
+        raise TransientError("dependency briefly down")
+
+    sqs = deployment.aws.client("sqs")
+    event = queue(command("hello", "EvBACKOFF"), receive_count=delivery)
+    [record] = event["Records"]
+    worker = Worker(real._chat, route, _store(), queue=SqsQueue(env["QUEUE_URL"], client=sqs))
+    with Stubber(sqs) as pinned:  # the exact request; none on the last delivery (the DLQ is next)
+        if backoff is not None:
+            expected = {
+                "QueueUrl": env["QUEUE_URL"],
+                "ReceiptHandle": record["receiptHandle"],
+                "VisibilityTimeout": backoff,
+            }
+            pinned.add_response("change_message_visibility", {}, expected)
+        response = app.handler(event, lambda_context, worker=worker)
+        pinned.assert_no_pending_responses()
+    assert len(failed_ids(response)) == 1
+    assert "could not shorten the retry delay" not in caplog.text, "no other SQS call was made"

@@ -37,11 +37,11 @@ def test_every_function_has_a_handler_file_and_a_log_group_with_retention():
         assert "RetentionInDays" in resources[log_group]["Properties"]
 
 
-def test_the_queue_hides_a_message_for_at_least_six_worker_timeouts():
+def test_the_queue_hides_a_message_for_six_worker_timeouts():
     worker_timeout = TEMPLATE.functions()["WorkerFunction"].timeout
     queue = TEMPLATE.resources["MessagesQueue"]["Properties"]
     assert queue["FifoQueue"] is True and queue["ContentBasedDeduplication"] is False
-    assert queue["VisibilityTimeout"] >= 6 * worker_timeout
+    assert queue["VisibilityTimeout"] == 6 * worker_timeout
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["MessagesDeadLetterQueue", "Arn"]}
 
 
@@ -53,6 +53,19 @@ def test_the_worker_reports_partial_batch_failures():
     ]
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "MaximumConcurrency" in source["ScalingConfig"]
+    # One conversation per invocation: a turn never waits for another one's time.
+    assert source["BatchSize"] == 1
+
+
+def test_the_worker_keeps_a_margin_for_saving_and_answering_that_fits_its_timeout():
+    from mailroom.timeouts import MIN_CALL_SECONDS
+
+    worker_timeout = TEMPLATE.functions()["WorkerFunction"].timeout
+    margin = WorkerSettings.model_fields["agent_time_margin_seconds"].default
+    # Longer than the longest single wrap-up call (Slack's client timeout, 10 s) ...
+    assert margin > 10
+    # ... and leaving the turn itself most of the invocation.
+    assert worker_timeout - margin > 2 * MIN_CALL_SECONDS + 60
 
 
 def test_policies_name_their_resources_and_grant_no_wildcard_actions():

@@ -71,12 +71,15 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
     """`send_step` is called at each step boundary of an approved send (tests crash there)."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from mailroom.adapters.sqs_queue import SqsQueue
+    from mailroom.turn_records import TurnRecords
     from mailroom.worker import CommandRouter, InvocationClock, Worker
 
     resolved = settings or WorkerSettings.from_environment()
     clock = InvocationClock()
     secrets = SecretStore(resolved)
     chat = _slack_chat(resolved, secrets)
+    records = TurnRecords(resolved.usage_table, resolved.turn_record_ttl_seconds)
 
     oauth = Lazy(lambda: _google_oauth(resolved, secrets))
     index = Lazy(lambda: _thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds))
@@ -127,6 +130,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             rate_limiter=RateLimiter(resolved.usage_table, resolved.chat_rate_limit, resolved.chat_rate_window_seconds),
             approvals=DynamoApprovalStore(resolved.approvals_table),
             **({"send_step": send_step} if send_step else {}),
+            records=records,
         )
 
     agent = Lazy(agent_chat)
@@ -148,6 +152,8 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
         idempotency_ttl_seconds=resolved.idempotency_ttl_seconds,
         max_receive_count=resolved.queue_max_receive_count,
         clock=clock,
+        records=records,
+        queue=SqsQueue(resolved.queue_url) if resolved.queue_url else None,
     )
 
 

@@ -18,7 +18,7 @@ from mailroom.google import GMAIL_SCOPES
 from mailroom.oauth_state import OAuthStateStore, new_state
 from mailroom.observability import logger, metrics
 from mailroom.ports import Chat, LinkStore, OAuthProvider
-from mailroom.vault import GmailLink, GoogleTokens
+from mailroom.vault import GmailLink, GoogleTokens, VaultError
 
 if TYPE_CHECKING:
     from mailroom.forget import Forgetter
@@ -58,27 +58,36 @@ class GmailLinkCommands:
             redirect_uri=base + CALLBACK_PATH,
         )
         url = f"{base}{START_PATH}?{urlencode({'state': state})}"
-        existing = self.links.load(command.team_id, command.user_id)
+        existing = self._load(command)  # an unreadable link is simply replaced by the new one
         text, blocks = replies.connect_gmail(url, existing.email if existing and existing.status == "linked" else None)
         # The consent link is for this user alone, wherever they asked.
         self.chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts, blocks=blocks)
         metrics.add_metric(name="LinkStarted", unit="Count", value=1)
 
     def status(self, command: Command) -> None:
-        link = self.links.load(command.team_id, command.user_id)
-        if link is None:
-            self._answer(command, replies.status_not_linked())
-            return
         try:
+            link = self.links.load(command.team_id, command.user_id)
+            if link is None:
+                self._answer(command, replies.status_not_linked())
+                return
             link = self.fresh(link)
-        except LinkBroken:
+        except (LinkBroken, VaultError):
             self._answer(command, replies.link_broken())
             return
         since = link.linked_at.strftime("%Y-%m-%d %H:%M UTC")
         self._answer(command, replies.status_linked(link.email, since, link.scopes))
 
     def revoke(self, command: Command) -> None:
-        link = self.links.load(command.team_id, command.user_id)
+        try:
+            link = self.links.load(command.team_id, command.user_id)
+        except VaultError:
+            # The tokens cannot be read (KMS refused, or damaged), so Google cannot be
+            # asked to revoke them: forget them anyway and say how to finish at Google.
+            self.links.delete(command.team_id, command.user_id)
+            logger.info("unreadable gmail link deleted on revoke")
+            metrics.add_metric(name="LinksRevoked", unit="Count", value=1)
+            self._answer(command, replies.revoked_unreadable())
+            return
         if link is None:
             self._answer(command, replies.nothing_to_revoke())
             return
@@ -94,13 +103,13 @@ class GmailLinkCommands:
 
     def require_link(self, command: Command) -> GmailLink | None:
         """The user's working link for the agent, or None after telling them why not."""
-        link = self.links.load(command.team_id, command.user_id)
-        if link is None:
-            self._answer(command, replies.needs_gmail())
-            return None
         try:
+            link = self.links.load(command.team_id, command.user_id)
+            if link is None:
+                self._answer(command, replies.needs_gmail())
+                return None
             return self.fresh(link)
-        except LinkBroken:
+        except (LinkBroken, VaultError):
             self._answer(command, replies.link_broken())
             return None
 
@@ -120,6 +129,12 @@ class GmailLinkCommands:
             metrics.add_metric(name="LinksBroken", unit="Count", value=1)
             raise LinkBroken("Google refused the refresh token") from exc
         return self.links.update_tokens(link, tokens)
+
+    def _load(self, command: Command) -> GmailLink | None:
+        try:
+            return self.links.load(command.team_id, command.user_id)
+        except VaultError:
+            return None
 
     def _answer(self, command: Command, text: str) -> None:
         if command.is_direct_message:

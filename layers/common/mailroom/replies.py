@@ -110,6 +110,13 @@ def revoked(email: str, google_revoked: bool) -> str:
     )
 
 
+def revoked_unreadable() -> str:
+    return (
+        "Disconnected: your stored Gmail link could not be read any more, so I deleted it. "
+        "To be sure Google forgets Mailroom too, remove it at https://myaccount.google.com/permissions."
+    )
+
+
 def nothing_to_revoke() -> str:
     return "Gmail is not connected, so there is nothing to revoke."
 
@@ -198,4 +205,11 @@ def rate_limited(minutes: int) -> str:
     return (
         "You have asked me a lot in a short time, so I am pausing to keep costs in check. "
         f"Please try again in about {minutes} minute{'s' if minutes != 1 else ''}."
+    )
+
+
+def cannot_do(reference: str) -> str:
+    return (
+        "Sorry, I could not do that, and trying again the same way will not help. "
+        f"Try asking differently. Reference: `{reference}`"
     )

@@ -71,7 +71,9 @@ class WorkerSettings(CommonSettings):
     openai_temperature: float = 0.2
     # Turns of a conversation the agent keeps; older ones are dropped from memory.
     agent_keep_turns: int = 6
-    agent_time_margin_seconds: float = 40.0
+    # Kept at the end of each invocation for saving the turn and answering in Slack:
+    # longer than the longest of those calls (Slack's 10 s timeout, DynamoDB's).
+    agent_time_margin_seconds: float = 30.0
     checkpoint_ttl_seconds: int = 30 * 24 * 3600
     usage_table: str
     # Agent turns a user may start per window (each costs model tokens and Gmail quota).
@@ -80,10 +82,15 @@ class WorkerSettings(CommonSettings):
     # How long an Approve/Cancel request for a send stays valid.
     approval_ttl_seconds: float = 24 * 3600
     # Gmail calls give up after this long (a send's lost answer is settled on redelivery).
-    gmail_timeout_seconds: float = 30.0
+    gmail_timeout_seconds: float = 20.0
     queue_max_receive_count: int = 4
+    # The worker's own queue, to deliver a failed message again sooner (backoff).
+    queue_url: str | None = None
     # Slack retries an event for minutes; a day covers any late redelivery too.
     idempotency_ttl_seconds: int = 24 * 3600
+    # What a delivery of an event left for the next one (placeholder ts, failure told):
+    # as long as SQS keeps the message (4 days).
+    turn_record_ttl_seconds: int = 4 * 24 * 3600
 
     google_auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
     google_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)

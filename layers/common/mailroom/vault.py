@@ -45,6 +45,27 @@ class VaultError(MailroomError):
     encrypted for another user, or is malformed. The user has to link Gmail again."""
 
 
+class KmsRefused(VaultError):
+    """KMS refused the token key (access denied, key disabled, unavailable or deleted):
+    an operator's matter, logged as such. For the user it is a broken link too."""
+
+
+# KMS answers that mean "not now" (retry) and "not with this key" (refused).
+_KMS_TRANSIENT = frozenset({"ThrottlingException", "KMSInternalException", "LimitExceededException"})
+_KMS_REFUSED = frozenset(
+    {
+        "AccessDeniedException",
+        "DisabledException",
+        "KeyUnavailableException",
+        "NotFoundException",
+        "KMSInvalidStateException",
+        "InvalidKeyUsageException",
+        "IncorrectKeyException",
+        "UnrecognizedClientException",
+    }
+)
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -103,9 +124,11 @@ class TokenVault:
     that configure their own); otherwise the SDK's strict KMS provider builds one from
     the environment, AWS_ENDPOINT_URL included.
 
-    KMS out of reach raises TransientError. KMS refusing a data key (access denied,
-    disabled key, throttling past botocore's retries) raises VaultError like a bad blob:
-    the Encryption SDK swallows KMS's reason on decrypt. The row is left as it is.
+    KMS out of reach or throttling (past botocore's retries) raises TransientError. KMS
+    refusing the key (access denied, disabled, unavailable) raises KmsRefused, logged
+    with KMS's error code; a blob that is not this user's or is damaged, VaultError. The
+    Encryption SDK does not pass KMS's reason on, so the vault reads it from the KMS
+    client's own answers (a botocore event hook). The row is left as it is.
     """
 
     def __init__(
@@ -125,6 +148,7 @@ class TokenVault:
         self._kms_client_factory = kms_client_factory
         self._sdk: Any | None = None
         self._provider: Any | None = None
+        self._kms_error: str | None = None  # KMS's error code in the current call, if any
 
     # ------------------------------------------------------------------ clients
 
@@ -142,16 +166,19 @@ class TokenVault:
 
                 # A single KMS master key is itself a strict provider: it only
                 # decrypts data keys wrapped by this key ARN.
-                provider: Any = KMSMasterKey(key_id=self._key_arn, client=self._kms_client_factory())
+                client = self._kms_client_factory()
+                client.meta.events.register("after-call.kms", self._note_kms_answer)
+                provider: Any = KMSMasterKey(key_id=self._key_arn, client=client)
             else:
                 import botocore.session
                 from aws_encryption_sdk import StrictAwsKmsMasterKeyProvider
 
                 # The provider builds its KMS clients from this botocore session, which
-                # resolves AWS_ENDPOINT_URL(_KMS) from the environment like boto3.client().
-                provider = StrictAwsKmsMasterKeyProvider(
-                    key_ids=[self._key_arn], botocore_session=botocore.session.Session()
-                )
+                # resolves AWS_ENDPOINT_URL(_KMS) from the environment like boto3.client();
+                # they inherit the session's event hooks.
+                session = botocore.session.Session()
+                session.register("after-call.kms", self._note_kms_answer)
+                provider = StrictAwsKmsMasterKeyProvider(key_ids=[self._key_arn], botocore_session=session)
             self._sdk = EncryptionSDKClient(
                 commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
                 # We always encrypt under one key; refusing more bounds the KMS calls a
@@ -288,6 +315,7 @@ class TokenVault:
         from botocore.exceptions import BotoCoreError
 
         sdk, provider = self._crypto()
+        self._kms_error = None
         try:
             blob, _header = sdk.encrypt(
                 source=_serialize(tokens), encryption_context=_context(team_id, user_id), key_provider=provider
@@ -296,7 +324,9 @@ class TokenVault:
             raise self._kms_unreachable(exc) from exc
         except AWSEncryptionSDKClientError as exc:
             # GenerateDataKey refused (access, throttling after retries, disabled key).
-            raise VaultError(f"could not encrypt tokens: {type(exc).__name__}") from exc
+            raise self._kms_failure(team_id, user_id) or VaultError(
+                f"could not encrypt tokens: {type(exc).__name__}"
+            ) from exc
         return bytes(blob)
 
     def _decrypt(self, team_id: str, user_id: str, blob: bytes) -> GoogleTokens:
@@ -304,6 +334,7 @@ class TokenVault:
         from botocore.exceptions import BotoCoreError
 
         sdk, provider = self._crypto()
+        self._kms_error = None
         # A stream rather than sdk.decrypt(): on failure decrypt() drops a half-read
         # decryptor whose finalizer prints "Exception ignored ... Footer not read" to
         # stderr; here it is closed for good either way.
@@ -314,10 +345,14 @@ class TokenVault:
         except BotoCoreError as exc:  # KMS unreachable
             raise self._kms_unreachable(exc) from exc
         except Exception as exc:
+            # KMS itself said no (throttled, or refused the key): not the blob's fault.
+            kms_failure = self._kms_failure(team_id, user_id)
+            if kms_failure is not None:
+                raise kms_failure from exc
             # The blob is untrusted input, and what fails on it varies: the SDK's own
-            # errors (KMS refusing the data key, which it does not explain; a foreign key;
-            # truncation), InvalidTag or InvalidSignature from a tampered body or footer,
-            # UnicodeDecodeError from a mangled header. Any of them: no tokens.
+            # errors (a foreign key; truncation), InvalidTag or InvalidSignature from a
+            # tampered body or footer, UnicodeDecodeError from a mangled header. Any of
+            # them: no tokens.
             raise self._refuse(team_id, user_id, type(exc).__name__) from exc
         finally:
             try:
@@ -332,6 +367,25 @@ class TokenVault:
             return _deserialize(plaintext)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise self._refuse(team_id, user_id, f"malformed token set: {type(exc).__name__}") from exc
+
+    def _note_kms_answer(self, http_response: Any = None, parsed: Any = None, **_: Any) -> None:
+        """botocore's after-call hook on the vault's KMS clients: keep KMS's error code."""
+        code = ((parsed or {}).get("Error") or {}).get("Code") if isinstance(parsed, dict) else None
+        if code:
+            self._kms_error = str(code)
+
+    def _kms_failure(self, team_id: str, user_id: str) -> MailroomError | None:
+        """What KMS's own error (if it answered one) means: TransientError or KmsRefused."""
+        code = self._kms_error
+        if code is None:
+            return None
+        if code in _KMS_TRANSIENT:
+            return TransientError(f"KMS throttled: {code}")
+        if code in _KMS_REFUSED:
+            # An operator must act (key policy, disabled or deleted key); ids and code only.
+            logger.error("KMS refused the token key", extra={"team_id": team_id, "user_id": user_id, "kms_error": code})
+            return KmsRefused(f"KMS refused the token key: {code}")
+        return None
 
     def _kms_unreachable(self, exc: Exception) -> TransientError:
         # After a BotoCoreError the strict provider drops its cached KMS client, and the

@@ -1,15 +1,24 @@
 """The worker: run each queued command once, answer the user, never lose a message.
 
-Records arrive in FIFO batches; a failed record fails the rest of its conversation's
-group (Powertools' FIFO processor), so one conversation's messages stay in order while
-other conversations go on. A record either completes, or is retried by SQS; on its
-last attempt, or on an error a retry cannot fix, the user is told with a reference id.
+Records arrive one at a time (BatchSize 1; the FIFO group keeps each conversation in
+order while others run in parallel). A failure is classified once (mailroom.errors):
+
+- transient: the record fails, SQS delivers it again (after 30 s, 60 s, 120 s...: the
+  worker shortens the message's visibility timeout); on the last delivery the user is
+  told, and the message goes to the dead-letter queue;
+- permanent: the user is told why; the record is done;
+- bug: the user is told with the reference, the error is logged (types and code
+  locations, never messages), and the record fails, so that after MaxReceiveCount
+  deliveries it is kept in the dead-letter queue for an operator to redrive.
+
+The user hears of a failure once per Slack event (TurnRecords), in the "Working on
+it…" placeholder when there is one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -21,11 +30,22 @@ from pydantic import ValidationError
 
 from mailroom import replies
 from mailroom.commands import Command
-from mailroom.errors import TransientError
+from mailroom.errors import Failure, MessageGone, PermanentError, chain, classify, describe
 from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
+from mailroom.turn_records import TurnRecords
+
+if TYPE_CHECKING:
+    from mailroom.adapters.sqs_queue import SqsQueue
 
 CommandHandler = Callable[[Command], None]
+
+# The first redelivery of a failed message after this, then twice as long each time.
+RETRY_BACKOFF_SECONDS = 30
+
+
+class RecordFailed(Exception):
+    """A record that must fail (SQS delivers it again, then the DLQ); says only its kind."""
 
 
 class CommandRouter:
@@ -76,8 +96,12 @@ class Worker:
         idempotency_ttl_seconds: int = 24 * 3600,
         max_receive_count: int = 4,
         clock: InvocationClock | None = None,
+        records: TurnRecords | None = None,
+        queue: SqsQueue | None = None,
     ):
         self.clock = clock or InvocationClock()
+        self._records = records
+        self._queue = queue
         self._chat = chat
         self._route = route
         self._max_receive_count = max_receive_count
@@ -119,19 +143,46 @@ class Worker:
             self._run_once(command=command.model_dump(mode="json"))
         except IdempotencyAlreadyInProgressError:
             raise  # another invocation holds it; SQS brings it back after the visibility timeout
-        except TransientError as exc:
+        except Exception as exc:
+            if not self._failed(command, exc, attempt):
+                self._retry_soon(record, attempt)
+                # The batch processor keeps (and at debug level logs) what is raised here:
+                # hand it the failure's kind, never the original message.
+                raise RecordFailed(f"{classify(exc).value}: {type(exc).__name__}") from None
+
+    def _retry_soon(self, record: SQSRecord, attempt: int) -> None:
+        """Bring a failed message back after a backoff rather than the queue's whole
+        visibility timeout (6x the worker's), so the user hears back in minutes."""
+        if self._queue is None or attempt >= self._max_receive_count:
+            return
+        try:
+            self._queue.retry_after(record.receipt_handle, RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
+        except Exception as exc:  # then SQS's visibility timeout brings it back
+            logger.warning("could not shorten the retry delay", extra=describe(exc))
+
+    def _failed(self, command: Command, exc: Exception, attempt: int) -> bool:
+        """Log and tell the user about a failed command; True if the record is done,
+        False if it must fail (SQS delivers it again, then the dead-letter queue)."""
+        kind = classify(exc)
+        detail = {"command": command.name, "attempt": attempt, "failure": kind.value, **describe(exc)}
+        last = attempt >= self._max_receive_count
+        if kind is Failure.TRANSIENT:
             metrics.add_metric(name="TransientFailures", unit="Count", value=1)
-            if attempt >= self._max_receive_count:
-                logger.error("giving up after retries", extra={"attempt": attempt, "error": str(exc)})
-                self._tell_user(command, replies.busy(command.event_id))
+            if last:
+                logger.error("giving up after retries", extra=detail)
+                self._tell_once(command, replies.busy(command.event_id), first_time=True)
             else:
-                logger.warning("will retry", extra={"attempt": attempt, "error": str(exc)})
-            raise
-        except Exception:
-            # A bug or a permanent refusal: retrying will not help, but the user must hear back.
-            logger.exception("command failed", extra={"command": command.name})
-            metrics.add_metric(name="CommandFailures", unit="Count", value=1)
-            self._tell_user(command, replies.failure(command.event_id))
+                logger.warning("will retry", extra=detail)
+            return False
+        if kind is Failure.PERMANENT:
+            logger.warning("command refused", extra=detail)
+            self._tell_once(command, _permanent_reply(exc, command.event_id), first_time=True)
+            return True
+        # A bug: no retry will fix it, but its message is kept for the DLQ and a redrive.
+        logger.error("command failed", extra=detail)
+        metrics.add_metric(name="CommandFailures", unit="Count", value=1)
+        self._tell_once(command, replies.failure(command.event_id), first_time=attempt == 1)
+        return False
 
     def _run(self, command: dict[str, Any]) -> None:
         parsed = Command.model_validate(command)
@@ -139,8 +190,36 @@ class Worker:
         self._route(parsed)
         metrics.add_metric(name="CommandsHandled", unit="Count", value=1)
 
-    def _tell_user(self, command: Command, text: str) -> None:
+    def _tell_once(self, command: Command, text: str, *, first_time: bool) -> None:
+        """Tell the user, unless they were told of this event's failure already (in the
+        turn's placeholder, if it has one). Without the record, `first_time` decides."""
+        placeholder = None
+        if self._records is not None:
+            try:
+                first_time, placeholder = self._records.claim_failure_notice(command.event_id)
+            except Exception as exc:
+                logger.warning("turn record unavailable", extra=describe(exc))
+        if not first_time:
+            return
         try:
-            self._chat.post(command.channel_id, text, thread_ts=command.thread_ts)
-        except Exception:
-            logger.exception("could not tell the user about the failure")
+            if placeholder is not None:
+                try:
+                    self._chat.update(command.channel_id, placeholder, text)
+                    return
+                except MessageGone:
+                    pass  # deleted by the user: post instead
+            if not command.is_direct_message:
+                self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
+            else:
+                self._chat.post(command.channel_id, text, thread_ts=command.thread_ts)
+        except Exception as exc:
+            logger.warning("could not tell the user about the failure", extra=describe(exc))
+
+
+def _permanent_reply(exc: Exception, reference: str) -> str:
+    for link in chain(exc):
+        if isinstance(link, PermanentError):
+            return link.reply
+        if type(link).__name__ in ("LinkBroken", "GrantRevoked", "VaultError"):
+            return replies.link_broken()
+    return replies.cannot_do(reference)

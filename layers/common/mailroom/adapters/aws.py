@@ -21,3 +21,12 @@ class LazyClient:
 
             self._client = boto3.client(self._service, config=self._config)  # type: ignore[call-overload]
         return self._client
+
+
+def quick_config() -> Any:
+    """For calls made while a turn saves and answers (inside the worker's time margin):
+    a few seconds per try and three tries, so throttling or a stalled connection ends
+    as a transient failure well before the Lambda's timeout."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})

@@ -4,45 +4,80 @@ bundled Gmail document, no network at build time; GMAIL_API_URL as the endpoint)
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from typing import Any
 
 import google.auth.exceptions
+import google_auth_httplib2
 import httplib2
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from mailroom.adapters.google_oauth import GrantRevoked
-from mailroom.errors import ToolInputError, TransientError
+from mailroom.errors import OutOfTime, ToolInputError, TransientError
 from mailroom.mail.compose import OutgoingMessage, gmail_message
 from mailroom.mail.decode import ReadableMessage, readable_message, summary_line
+from mailroom.timeouts import GMAIL_CALL_SECONDS, MIN_CALL_SECONDS, call_timeout, seconds_left
+
+# googleapiclient logs each retry with the request's URL, which carries the search
+# query (mail text, in effect): keep its retry chatter out of the logs.
+logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
 
 # googleapiclient retries 429 and 5xx with exponential backoff this many times.
 _RETRIES = 3
 _SUMMARY_HEADERS = ["From", "To", "Cc", "Subject", "Date", "Message-ID"]
 
 
+class DeadlineHttp(httplib2.Http):
+    """An httplib2.Http whose every request (each retry too) gets a socket timeout that
+    ends by the turn's deadline, at most `cap`; OutOfTime when too little is left to
+    start one. Without a deadline, `cap` (httplib2's default is none)."""
+
+    def __init__(self, deadline: float | None, cap: float = GMAIL_CALL_SECONDS):
+        super().__init__(timeout=cap)
+        self._deadline = deadline
+        self._cap = cap
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        timeout = _timeout(self._deadline, self._cap)
+        self.timeout = timeout
+        for connection in self.connections.values():  # kept-alive connections too
+            connection.timeout = timeout
+            if getattr(connection, "sock", None) is not None:
+                connection.sock.settimeout(timeout)
+        return super().request(*args, **kwargs)
+
+
+def _timeout(deadline: float | None, cap: float) -> float:
+    return cap if deadline is None else call_timeout(deadline, cap)
+
+
 class GmailApiMailbox:
-    def __init__(self, credentials: Credentials | None, api_url: str, email: str, timeout: float = 30.0):
+    def __init__(
+        self,
+        credentials: Credentials | None,
+        api_url: str,
+        email: str,
+        deadline: float | None = None,
+        timeout: float = GMAIL_CALL_SECONDS,
+    ):
         self._email = email
         self._credentials = credentials
         self._api_url = api_url
+        self._deadline = deadline
         self._timeout = timeout
         self._built: Any = None
 
     @property
     def _service(self) -> Any:
         if self._built is None:  # built on first use: a graph that only reads its state never calls Gmail
-            from google_auth_httplib2 import AuthorizedHttp
-
-            # A timeout, so a call Gmail never answers ends as a transient error instead of
-            # holding the worker until Lambda kills it.
-            http = httplib2.Http(timeout=self._timeout)
+            http = DeadlineHttp(self._deadline, self._timeout)
             self._built = build(
                 "gmail",
                 "v1",
-                http=AuthorizedHttp(self._credentials, http=http) if self._credentials else http,
+                http=google_auth_httplib2.AuthorizedHttp(self._credentials, http=http) if self._credentials else http,
                 static_discovery=True,
                 cache_discovery=False,
                 client_options={"api_endpoint": self._api_url},
@@ -77,6 +112,12 @@ class GmailApiMailbox:
         body = {"message": gmail_message(message, self._email)}
         draft: dict[str, Any] = self._call(self._service.users().drafts().create(userId="me", body=body))
         return draft
+
+    def find_draft(self, message_id: str) -> str | None:
+        query = f"rfc822msgid:{message_id.strip('<>')}"
+        found = self._call(self._service.users().drafts().list(userId="me", q=query, maxResults=1))
+        drafts = found.get("drafts") or []
+        return str(drafts[0]["id"]) if drafts else None
 
     def draft(self, draft_id: str) -> tuple[ReadableMessage, str | None]:
         found = self._call(self._service.users().drafts().get(userId="me", id=draft_id, format="full"))
@@ -139,8 +180,10 @@ class GmailApiMailbox:
         session = AuthorizedSession(self._credentials) if self._credentials else _plain_session()
         url = f"{self._api_url.rstrip('/')}/gmail/v1/users/me/{method}"
         try:
-            response = session.post(url, json=body, timeout=self._timeout)
+            response = session.post(url, json=body, timeout=_timeout(self._deadline, self._timeout))
         except google.auth.exceptions.RefreshError as exc:
+            if getattr(exc, "retryable", False):
+                raise TransientError("Google token endpoint failed") from exc
             raise GrantRevoked("Google refused the refresh token") from exc
         except (RequestException, OSError) as exc:
             raise TransientError(f"Gmail {method} unreachable: {type(exc).__name__}") from exc
@@ -160,10 +203,14 @@ class GmailApiMailbox:
         try:
             return request.execute(num_retries=retries)
         except google.auth.exceptions.RefreshError as exc:
+            if getattr(exc, "retryable", False):
+                raise TransientError("Google token endpoint failed") from exc
             raise GrantRevoked("Google refused the refresh token") from exc
-        except (TimeoutError, OSError, httplib2.HttpLib2Error) as exc:
-            # A timeout or a reset: for a send the outcome is unknown, which the
-            # redelivery settles by looking the message up before any new attempt.
+        except (google.auth.exceptions.TransportError, httplib2.HttpLib2Error, OSError) as exc:
+            # Timeouts, resets, refused connections, after googleapiclient's retries. For a
+            # send the outcome is unknown: the redelivery looks the message up first.
+            if self._deadline is not None and seconds_left(self._deadline) < MIN_CALL_SECONDS:
+                raise OutOfTime("Gmail did not answer before the turn's deadline") from exc
             raise TransientError(f"Gmail unreachable: {type(exc).__name__}") from exc
         except HttpError as exc:
             status = exc.status_code

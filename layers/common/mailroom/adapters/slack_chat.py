@@ -12,11 +12,13 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from mailroom.errors import TransientError
+from mailroom.errors import MessageGone, TransientError
 
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# The message to edit is not there to edit (the user deleted the placeholder, say).
+_GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
 
 # views.open refusals that mean the press came too late (a trigger id lives 3 s), not a bug.
@@ -86,6 +88,8 @@ class SlackChat:
             status = exc.response.status_code
             if status >= 500 or status == 429 or exc.response.get("error") in _TRANSIENT_ERRORS:
                 raise TransientError(f"Slack {method} failed: {exc.response.get('error') or status}") from exc
+            if method == "chat_update" and exc.response.get("error") in _GONE_ERRORS:
+                raise MessageGone(f"Slack {method}: {exc.response.get('error')}") from exc
             raise
         except SlackClientError as exc:
             raise TransientError(f"Slack {method} unreachable: {type(exc).__name__}") from exc

@@ -31,3 +31,10 @@ class SqsQueue:
             )
         except (BotoCoreError, ClientError) as exc:
             raise TransientError(f"SQS send failed: {type(exc).__name__}") from exc
+
+    def retry_after(self, receipt_handle: str, seconds: int) -> None:
+        """Deliver a received message again in `seconds` (instead of after the queue's
+        whole visibility timeout): the worker's backoff after a failure."""
+        self._sqs().change_message_visibility(
+            QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )

@@ -30,3 +30,5 @@ class AgentContext:
     channel_id: str = ""
     # Told when a tool ends a request nobody decided (the user moved on), to update its card.
     settled: Callable[[ApprovalRecord], None] = _nothing
+    # The Slack event the turn answers: a retry of the turn makes the same drafts.
+    turn_id: str = ""

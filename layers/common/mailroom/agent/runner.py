@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.types import Command as Resume
 from langgraph.types import Interrupt
 
@@ -16,18 +16,21 @@ from mailroom import replies
 from mailroom.adapters.gmail_api import GmailApiMailbox
 from mailroom.adapters.google_oauth import GoogleOAuth, GrantRevoked
 from mailroom.agent.approval_desk import ApprovalDesk
+from mailroom.agent.atomic import AtomicSaver
 from mailroom.agent.context import AgentContext
 from mailroom.agent.graph import build_graph, final_answer, this_turn
 from mailroom.agent.sending import Step, no_step
 from mailroom.agent.tools import gmail_tools
 from mailroom.approval_record import ApprovalRecord, ApprovalStore
 from mailroom.commands import Command
-from mailroom.errors import ToolInputError, TransientError
+from mailroom.errors import MessageGone
 from mailroom.gmail_link import GmailLinkCommands, LinkBroken
 from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
 from mailroom.rate_limit import RateLimiter
 from mailroom.slack.format import split_message, to_mrkdwn
+from mailroom.timeouts import MODEL_CALL_SECONDS
+from mailroom.turn_records import TurnRecords
 
 WORKING = "_Working on it…_"
 
@@ -41,13 +44,14 @@ class AgentSettings:
     api_key: Callable[[], str]
     gmail_api_url: str
     keep_turns: int
-    # Stop starting model calls this long before the Lambda's own timeout.
+    # Kept at the end of the invocation for saving and answering: the turn's model and
+    # Gmail calls end this long before the Lambda's own timeout.
     time_margin_seconds: float
     recursion_limit: int = 24
     approval_ttl_seconds: float = 24 * 3600
     # Deliveries of an approving press that may try Gmail (the queue's maxReceiveCount).
     max_send_attempts: int = 4
-    gmail_timeout_seconds: float = 30.0
+    gmail_timeout_seconds: float = 20.0
 
 
 class AgentChat:
@@ -63,11 +67,15 @@ class AgentChat:
         rate_limiter: RateLimiter | None = None,
         approvals: ApprovalStore | None = None,
         send_step: Step = no_step,
+        records: TurnRecords | None = None,
     ):
         self._approvals = approvals
         self._approval_desk: ApprovalDesk | None = None
         self._send_step = send_step
         self._rate_limiter = rate_limiter
+        self._records = records
+        # Every graph run saves all or nothing (see AtomicSaver).
+        self._saver = AtomicSaver(checkpointer)
         self._compiled: Any = None
         self._chat = chat
         self._links = links
@@ -87,14 +95,25 @@ class AgentChat:
         link = self._links.require_link(command)
         if link is None:
             return
-        limiter = self._rate_limiter
-        if limiter is not None and not limiter.allow(command.team_id, command.user_id):
-            metrics.add_metric(name="ChatRateLimited", unit="Count", value=1)
-            self._chat.post(
-                command.channel_id, replies.rate_limited(limiter.minutes_until_reset()), thread_ts=command.thread_ts
-            )
-            return
-        placeholder = self._chat.post(command.channel_id, WORKING, thread_ts=command.thread_ts)
+        # A redelivery of this event finds what its first delivery did: the placeholder
+        # to reuse, the rate limit already counted, the messages already posted.
+        record = self._records.get(command.event_id) if self._records is not None else None
+        if record is None or record.placeholder_ts is None:
+            limiter = self._rate_limiter
+            if limiter is not None and not limiter.allow(command.team_id, command.user_id):
+                metrics.add_metric(name="ChatRateLimited", unit="Count", value=1)
+                self._chat.post(
+                    command.channel_id,
+                    replies.rate_limited(limiter.minutes_until_reset()),
+                    thread_ts=command.thread_ts,
+                )
+                return
+            placeholder = self._chat.post(command.channel_id, WORKING, thread_ts=command.thread_ts)
+            if self._records is not None:
+                self._records.start(command.event_id, placeholder)
+            already_posted = 0
+        else:
+            placeholder, already_posted = record.placeholder_ts, record.posted
         started = time.monotonic()
         try:
             answer, pending = self._turn(command, link.email, self._oauth.credentials(link.tokens))
@@ -102,22 +121,34 @@ class AgentChat:
             self._links.links.mark_broken(command.team_id, command.user_id)
             self._chat.update(command.channel_id, placeholder, replies.link_broken())
             return
-        except (TransientError, ToolInputError) as exc:
-            logger.warning("agent turn failed on a dependency", extra={"error": str(exc)[:200]})
-            metrics.add_metric(name="AgentFailures", unit="Count", value=1)
-            self._chat.update(command.channel_id, placeholder, replies.busy(command.event_id))
-            return
         except Exception:
-            logger.exception("agent turn failed")
+            # Nothing of the turn was saved (see AtomicSaver); the worker decides what
+            # the failure means and tells the user in the placeholder.
             metrics.add_metric(name="AgentFailures", unit="Count", value=1)
-            self._chat.update(command.channel_id, placeholder, replies.failure(command.event_id))
-            return
+            raise
         metrics.add_metric(name="AgentTurns", unit="Count", value=1)
         metrics.add_metric(name="AgentLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
         if pending and not answer:
             answer = "Here is the email. Check it, then press *Approve and send* or *Cancel*."
-        self._post_answer(command, answer, placeholder)
-        self._ask_approval(command, pending)
+        self._post_outcome(command, answer, pending, placeholder, already_posted)
+
+    def _post_outcome(
+        self, command: Command, answer: str, pending: list[Interrupt], placeholder: str, already_posted: int
+    ) -> None:
+        """Post the recorded outcome: the placeholder edited into the answer (idempotent),
+        then the answer's further messages and the approval cards, skipping those an
+        earlier delivery posted. On a failure, what was posted is recorded."""
+        progress = _Progress(already_posted)
+        try:
+            pieces = self._post_answer(command, answer, placeholder, progress)
+            for waiting in pending[max(0, already_posted - pieces) :]:
+                self._ask_approval(command, [waiting])
+                progress.count += 1
+        except Exception:
+            if self._records is not None and progress.count > already_posted:
+                with contextlib.suppress(Exception):  # the failure being raised matters more
+                    self._records.posted(command.event_id, progress.count)
+            raise
 
     def resume(self, command: Command) -> None:
         """A press on an approval card (Approve, Cancel, Edit, or the Edit modal's submit)."""
@@ -144,7 +175,9 @@ class AgentChat:
         if link is None:
             return
         context = self._context(command, link.email, self._oauth.credentials(link.tokens), record)
-        desk.press(command, record, context, self._graph(), self._config_for(record.conversation_id))
+        # The press resumes the graph at most once; that run is saved whole or not at all.
+        with self._atomic():
+            desk.press(command, record, context, self._graph(), self._config_for(record.conversation_id))
 
     def _turn(self, command: Command, email: str, credentials: Any) -> tuple[str, list[Interrupt]]:
         with self._one_read_per_checkpoint():
@@ -152,23 +185,42 @@ class AgentChat:
 
     def _run_turn(self, command: Command, context: AgentContext) -> tuple[str, list[Interrupt]]:
         graph, config = self._graph(), self._config(command)
+        state = graph.get_state(config)
+        message_id = turn_message_id(command.event_id)
+        recorded = recorded_outcome(state.values.get("messages") or [], message_id, list(state.interrupts))
+        if recorded is not None:
+            # This event's turn ran and was saved; an earlier delivery failed to post it.
+            logger.info("turn already ran; posting its recorded outcome")
+            return recorded
         # A request still waiting for a press is dropped when the user moves on: the
         # model must see every send it asked for answered before the new message.
-        waiting = graph.get_state(config).interrupts
+        waiting = state.interrupts
         if waiting:
-            graph.invoke(
-                Resume(resume={i.id: {"decision": "superseded"} for i in waiting}),
+            with self._atomic():
+                graph.invoke(
+                    Resume(resume={i.id: {"decision": "superseded"} for i in waiting}),
+                    config,
+                    context=context,
+                    durability="exit",
+                )
+        # Saved only if the run ends (answered, or waiting for a press): a failed run
+        # leaves the conversation as it was, so the next message (or a retry) works.
+        with self._atomic():
+            result = graph.invoke(
+                {"messages": [HumanMessage(content=command.text, id=message_id)]},
                 config,
                 context=context,
                 durability="exit",
             )
-        result = graph.invoke(
-            {"messages": [HumanMessage(content=command.text)]}, config, context=context, durability="exit"
-        )
         tool_calls = sum(len(getattr(m, "tool_calls", None) or []) for m in this_turn(result["messages"]))
         metrics.add_metric(name="ToolCalls", unit="Count", value=tool_calls)
         pending = _pending(result)
         return ("" if pending else final_answer(result["messages"])), pending
+
+    def _atomic(self) -> Any:
+        """A block whose graph run is saved whole or not at all (one run per block)."""
+        self._graph()
+        return self._saver.atomic()
 
     def _one_read_per_checkpoint(self) -> Any:
         turn = getattr(self._checkpointer, "turn", None)
@@ -179,7 +231,7 @@ class AgentChat:
         mailbox comes with each run's context (compiling costs ~20 ms)."""
         if self._compiled is None:
             self._compiled = build_graph(
-                self._chat_model(), gmail_tools(), self._checkpointer, keep_turns=self._settings.keep_turns
+                self._chat_model(), gmail_tools(), self._saver, keep_turns=self._settings.keep_turns
             )
         return self._compiled
 
@@ -192,11 +244,18 @@ class AgentChat:
     def _context(
         self, command: Command, email: str, credentials: Any, record: ApprovalRecord | None = None
     ) -> AgentContext:
+        # The turn's own calls end by the deadline; the margin after it is for saving
+        # the turn and answering in Slack.
+        deadline = time.monotonic() + self._seconds_left() - self._settings.time_margin_seconds
         return AgentContext(
             email=email,
-            deadline=time.monotonic() + self._seconds_left() - self._settings.time_margin_seconds,
+            deadline=deadline,
             mailbox=GmailApiMailbox(
-                credentials, self._settings.gmail_api_url, email, timeout=self._settings.gmail_timeout_seconds
+                credentials,
+                self._settings.gmail_api_url,
+                email,
+                deadline=deadline,
+                timeout=self._settings.gmail_timeout_seconds,
             ),
             owner=command.user_id,
             # A press acts in the conversation its record names, not the one it came from.
@@ -206,18 +265,31 @@ class AgentChat:
             team_id=command.team_id,
             channel_id=record.channel_id if record else command.channel_id,
             settled=self._desk().show if self._approvals is not None else _ignore,
+            turn_id=command.event_id,
         )
 
-    def _post_answer(self, command: Command, answer: str, placeholder: str | None) -> None:
+    def _post_answer(
+        self, command: Command, answer: str, placeholder: str | None, progress: _Progress | None = None
+    ) -> int:
+        """Post `answer` (into the placeholder if there is one) and return how many
+        messages it takes after the first. With `progress`, skip the first
+        `progress.count` of those (posted by an earlier delivery) and count the rest."""
         if not answer and placeholder is None:
-            return
+            return 0
         first, *rest = split_message(to_mrkdwn(answer) or "I have nothing to add.")
+        try:
+            if placeholder is not None:
+                self._chat.update(command.channel_id, placeholder, first)
+        except MessageGone:  # the user deleted the placeholder: answer anyway
+            placeholder = None
         if placeholder is None:
             self._chat.post(command.channel_id, first, thread_ts=command.thread_ts)
-        else:
-            self._chat.update(command.channel_id, placeholder, first)
-        for piece in rest:
+        skip = min(progress.count, len(rest)) if progress is not None else 0
+        for piece in rest[skip:]:
             self._chat.post(command.channel_id, piece, thread_ts=command.thread_ts)
+            if progress is not None:
+                progress.count += 1
+        return len(rest)
 
     def _ask_approval(self, command: Command, pending: list[Interrupt]) -> None:
         self._desk().ask(command.channel_id, command.thread_ts, pending)
@@ -261,10 +333,40 @@ class AgentChat:
                 model=self._settings.model,
                 temperature=self._settings.temperature,
                 api_key=self._settings.api_key(),  # type: ignore[arg-type]
-                timeout=30,
-                max_retries=2,
+                # Each request's timeout comes from the turn's time left, and the agent
+                # retries within it (mailroom.agent.graph); this is only the ceiling.
+                timeout=MODEL_CALL_SECONDS,
+                max_retries=0,
             )
         return self._model
+
+
+class _Progress:
+    """How many messages after the placeholder have reached Slack."""
+
+    def __init__(self, count: int = 0):
+        self.count = count
+
+
+def turn_message_id(event_id: str) -> str:
+    """The id of the user's message in the checkpoint: derived from the Slack event, so
+    a redelivery can see that its turn already ran."""
+    return f"slack-event:{event_id}"
+
+
+def recorded_outcome(
+    messages: Sequence[AnyMessage], message_id: str, interrupts: list[Interrupt]
+) -> tuple[str, list[Interrupt]] | None:
+    """The saved outcome (answer, approval requests) of the turn that started with the
+    message `message_id`, or None if no such turn was saved."""
+    starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    found = next((i for i in starts if messages[i].id == message_id), None)
+    if found is None:
+        return None
+    later = [i for i in starts if i > found]
+    turn = messages[found : later[0]] if later else messages[found:]
+    pending = [] if later else interrupts  # only the latest turn can still be waiting
+    return ("" if pending else final_answer(turn)), pending
 
 
 def _pending(result: dict[str, Any]) -> list[Interrupt]:

@@ -17,7 +17,7 @@ from pydantic import Field
 from mailroom.agent import send_tools
 from mailroom.agent.context import AgentContext
 from mailroom.approvals import PendingSend
-from mailroom.mail.compose import InvalidMessage, OutgoingMessage, build_message
+from mailroom.mail.compose import InvalidMessage, OutgoingMessage, build_message, deterministic_message_id
 from mailroom.mail.decode import condense_thread, render_for_agent
 from mailroom.ports import Mailbox
 
@@ -84,12 +84,17 @@ def gmail_tools() -> list[BaseTool]:
         to: To, subject: Subject, body: Body, cc: Cc = "", bcc: Bcc = "", reply_to_message_id: ReplyTo = ""
     ) -> str:
         """Create a Gmail draft (not sent). As a reply it lands in the original thread."""
-        _, mailbox = _run()
+        context, mailbox = _run()
+        # A turn that failed after drafting runs again from the start on SQS's retry: the
+        # same draft in the same turn gets the same Message-ID, and is found, not made twice.
+        seed = "\n".join(("draft", context.conversation_id, context.turn_id, to, subject, body, cc, bcc))
+        ids = {"message_id": deterministic_message_id(seed + "\n" + reply_to_message_id)} if context.turn_id else {}
         try:
-            message = compose(mailbox, to, subject, body, cc, bcc, reply_to_message_id)
+            message = compose(mailbox, to, subject, body, cc, bcc, reply_to_message_id, **ids)
         except InvalidMessage as exc:
             return f"Draft not created: {exc}"
-        draft = mailbox.create_draft(message)
+        existing = mailbox.find_draft(message.message_id) if message.message_id else None
+        draft = {"id": existing} if existing else mailbox.create_draft(message)
         created = {
             "result": "draft created (not sent)",
             "draft_id": draft["id"],

@@ -120,6 +120,7 @@ def _create_table(aws: EmbeddedAws, name: str, props: dict[str, Any]) -> dict[st
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
         BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+        **({"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}),
     )
     ttl = props.get("TimeToLiveSpecification")
     if ttl:

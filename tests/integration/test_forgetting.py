@@ -53,9 +53,15 @@ def test_after_revoke_no_table_holds_anything_of_the_users_mail_or_conversations
     assert f"CHECKPOINT_{ADA_TOP}" in before and f"THREADS_{LOCAL_TEAM_ID}#{LOCAL_USER_ID}" in before
     assert any(key.startswith(f"WRITES_{ADA_TOP}") for key in before)  # the interrupted send's pending writes
 
+    [card] = [m for m in agent.slack.messages() if any(b.get("block_id") == "approval" for b in m.blocks)]
     assert "Disconnected *ada@example.com*" in agent.say("revoke").text
 
+    # The waiting send was cancelled on its card, and its record erased with the rest.
+    [card_now] = [m for m in agent.slack.messages() if m.ts == card.ts]
+    assert "you disconnected Gmail; nothing was sent" in card_now.text
+    assert not any(b.get("block_id") == "approval" for b in card_now.blocks)
     after = every_item(agent)
+    assert after["ApprovalsTable"] == []
     for table, items in after.items():
         for item in items:
             assert not any(trace in repr(item) for trace in ADA_TRACES), (table, item)
@@ -80,10 +86,14 @@ def test_linking_another_address_forgets_the_old_ones_conversations(agent: Harne
     assert agent.link()[0] == 200  # the same address again: memory kept
     assert f"CHECKPOINT_{ADA_TOP}" in checkpoint_keys(agent)
 
+    [card] = [m for m in agent.slack.messages() if any(b.get("block_id") == "approval" for b in m.blocks)]
     agent.google.account_email = "ada.work@example.org"
     status, html = agent.link()
     assert status == 200 and "ada.work@example.org" in html
     assert not any(ADA_TOP in key or LOCAL_USER_ID in key for key in checkpoint_keys(agent))
+    [card_now] = [m for m in agent.slack.messages() if m.ts == card.ts]
+    assert "linked to another address; nothing was sent" in card_now.text
+    assert every_item(agent)["ApprovalsTable"] == []
 
 
 def test_a_conversation_cannot_be_claimed_by_someone_else_and_so_not_erased_by_their_revoke(agent: Harness):

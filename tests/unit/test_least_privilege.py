@@ -4,6 +4,7 @@ only its secrets, and what users entrust us with is encrypted under our keys."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,13 +27,17 @@ def as_list(value: Any) -> list[Any]:
 
 
 def names(resource: Any) -> set[str]:
-    """Logical ids a Resource entry refers to (!Ref X, !GetAtt X.Arn)."""
+    """Logical ids a Resource entry refers to (!Ref X, !GetAtt X.Arn, or a sub-resource of
+    one such as !Sub ${X.Arn}/index/NAME: a table's index, never a wildcard)."""
     found = set()
     for item in as_list(resource):
         if isinstance(item, dict):
             ref = item.get("Ref") or (item.get("Fn::GetAtt") or [None])[0]
+            sub = re.fullmatch(r"\$\{(\w+)\.Arn\}/index/[\w-]+", str(item.get("Fn::Sub", "")))
             if ref:
                 found.add(ref)
+            elif sub:
+                found.add(sub.group(1))
     return found
 
 

@@ -121,3 +121,11 @@ class ApprovalStore(Protocol):
     def set_card(self, action_id: str, card_ts: str) -> None:
         """Remember where the card is (only while the record is pending)."""
         ...
+
+    def of_owner(self, team_id: str, user_id: str) -> list[ApprovalRecord]:
+        """Every record of this user, whatever its state."""
+        ...
+
+    def erase(self, action_id: str) -> None:
+        """Delete the record: only when its user is forgotten (revoke, relink)."""
+        ...

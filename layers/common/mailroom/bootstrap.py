@@ -94,7 +94,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
             states=OAuthStateStore(resolved.oauth_state_table),
             oauth=oauth(),
-            forgetter=_forgetter(index()),
+            forgetter=_forgetter(index(), resolved.approvals_table, chat),
         )
 
     link = Lazy(gmail_link)
@@ -163,12 +163,12 @@ def _thread_index(table_name: str, ttl_seconds: int) -> ThreadIndex:
     return ThreadIndex(table_name, ttl_seconds)
 
 
-def _forgetter(index: ThreadIndex) -> Forgetter:
+def _forgetter(index: ThreadIndex, approvals_table: str, chat: SlackChat) -> Forgetter:
+    from mailroom.adapters.approval_table import DynamoApprovalStore
+    from mailroom.approval_forget import ApprovalForgetter
     from mailroom.forget import Forgetter
 
-    # approvals: the approval record's `cancel_all_pending` (mailroom.forget.PendingApprovals)
-    # goes here once it exists; until then the erased checkpoints hold no send to resume.
-    return Forgetter(index, approvals=None)
+    return Forgetter(index, approvals=ApprovalForgetter(DynamoApprovalStore(approvals_table), chat))
 
 
 def _as_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex, chat: SlackChat) -> None:
@@ -204,12 +204,17 @@ def build_oauth_callback(settings: CallbackSettings | None = None) -> OAuthCallb
 
     resolved = settings or CallbackSettings.from_environment()
     secrets = SecretStore(resolved)
-    forgetter = Lazy(lambda: _forgetter(_thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds)))
+    chat = _slack_chat(resolved, secrets)
+    forgetter = Lazy(
+        lambda: _forgetter(
+            _thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds), resolved.approvals_table, chat
+        )
+    )
     return OAuthCallback(
         states=OAuthStateStore(resolved.oauth_state_table),
         oauth=_google_oauth(resolved, secrets),
         links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
-        chat=_slack_chat(resolved, secrets),
+        chat=chat,
         slack=SlackOpenIdConnect(
             client_id=lambda: secrets.get("SLACK_CLIENT_ID"),
             client_secret=lambda: secrets.get("SLACK_CLIENT_SECRET"),

@@ -32,10 +32,11 @@ _BATCH = 25  # BatchWriteItem's limit
 
 
 class PendingApprovals(Protocol):
-    """Cancel every approval of this user that still waits for a press, and update its
-    card to say so; the number cancelled. (Implemented by the approval record.)"""
+    """Cancel every approval of this user that still waits for a press (its card says
+    so), then erase all their approval records; the number cancelled
+    (mailroom.approval_forget)."""
 
-    def cancel_all_pending(self, team_id: str, user_id: str, reason: str) -> int: ...
+    def cancel_and_erase(self, team_id: str, user_id: str, reason: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ class Forgetter:
 
     def forget(self, team_id: str, user_id: str, reason: str) -> Forgotten:
         # Approvals first: a press racing with this finds them cancelled, not half-erased.
-        approvals = self._approvals.cancel_all_pending(team_id, user_id, reason) if self._approvals else 0
+        approvals = self._approvals.cancel_and_erase(team_id, user_id, reason) if self._approvals else 0
         conversations = self._index.forget_user(team_id, user_id)
         logger.info(
             "user's memory forgotten",

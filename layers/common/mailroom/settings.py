@@ -102,8 +102,9 @@ class CallbackSettings(CommonSettings):
     tokens_table: str
     oauth_state_table: str
     tokens_key_arn: str
-    # Linking another address forgets the conversations of the old one.
+    # Linking another address forgets the conversations (and approvals) of the old one.
     checkpoints_table: str
+    approvals_table: str
     checkpoint_ttl_seconds: int = 30 * 24 * 3600
 
     # Sign in with Slack; its token and userInfo methods go through SLACK_API_URL.

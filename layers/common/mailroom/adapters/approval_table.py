@@ -1,4 +1,5 @@
-"""`ApprovalStore` on a DynamoDB table (pk = action id, TTL on `ttl`).
+"""`ApprovalStore` on a DynamoDB table (pk = action id, TTL on `ttl`; a `by-owner`
+index on `owner` = team#user, for forgetting a user).
 
 Each state change is one UpdateItem whose ConditionExpression is the state machine's
 rule, so the table itself refuses an illegal or lost move."""
@@ -12,6 +13,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mailroom.adapters.aws import LazyClient
 from mailroom.approval_record import ApprovalRecord, State, StateConflict, can_move
 from mailroom.errors import TransientError
+
+OWNER_INDEX = "by-owner"
+
+
+def owner_key(team_id: str, user_id: str) -> str:
+    return f"{team_id}#{user_id}"
+
 
 # Ended records stay this long (a late press is told what happened), then TTL removes them.
 KEEP_AFTER_END_SECONDS = 7 * 24 * 3600
@@ -47,6 +55,7 @@ class DynamoApprovalStore:
             "expires_at": {"N": repr(record.expires_at)},
             "attempts": {"N": "0"},
             "ttl": {"N": str(int(record.expires_at) + KEEP_AFTER_END_SECONDS)},
+            "owner": {"S": owner_key(record.team_id, record.user_id)},
         }
         for name in _STRINGS:
             value = getattr(record, name)
@@ -99,6 +108,27 @@ class DynamoApprovalStore:
         if unexpired:
             condition += " AND expires_at > :now"
         return self._update(action_id, "SET " + ", ".join(sets), condition, names, values)
+
+    def of_owner(self, team_id: str, user_id: str) -> list[ApprovalRecord]:
+        """Every record of this user, whatever its state (the `by-owner` index)."""
+        records: list[ApprovalRecord] = []
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner_key(team_id, user_id)}},
+        }
+        while True:
+            page = self._call("query", **query)
+            records += [self._record(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return records
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def erase(self, action_id: str) -> None:
+        """Delete the record (a user who revokes is forgotten, records included)."""
+        self._call("delete_item", TableName=self._table, Key={"pk": {"S": action_id}})
 
     def begin_attempt(self, action_id: str, *, now: float, message_hash: str, max_attempts: int) -> ApprovalRecord:
         return self._update(

@@ -131,7 +131,11 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
         why = record.reason or "Gmail did not accept it"
         return f":warning: Not sent: {why}. Nothing will be sent unless you ask again."
     if state == State.CANCELLED:
-        return f":x: Cancelled by <@{record.user_id}>; nothing was sent."
+        forgotten = {
+            "revoked": ":x: Cancelled: you disconnected Gmail; nothing was sent.",
+            "relinked": ":x: Cancelled: Gmail is now linked to another address; nothing was sent.",
+        }
+        return forgotten.get(record.reason or "", f":x: Cancelled by <@{record.user_id}>; nothing was sent.")
     if state == State.EXPIRED:
         return ":hourglass: This request expired; nothing was sent."
     if state == State.SUPERSEDED:

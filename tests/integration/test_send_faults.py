@@ -308,11 +308,13 @@ def test_the_model_failing_after_the_send_does_not_send_again(agent: Harness):
     assert agent.openai is not None
     approval = ask(agent)
     approve = press(approval, "approve_send")
-    agent.openai.fail_next(500, times=8)  # more than the client's retries
-    # Retried or given up on: how a model outage is classified is the worker's call.
-    if deliver(agent, approve) == "retry":
+    agent.openai.fail_next(500, times=8)  # more than one delivery's model tries
+    for attempt in range(1, 5):  # redelivered while the model is down: never a second send
+        outcome = deliver(agent, approve, attempt=attempt)
         assert sends(agent) == 1
-        assert deliver(agent, approve, attempt=2) == "ok"
+        if outcome == "ok":
+            break
+    assert outcome == "ok"
     agent.say("What did Alice send me this week?")
     assert sends(agent) == 1
     assert record(agent, action_of(approval))["state"] == "sent"
@@ -387,3 +389,41 @@ def test_a_press_given_up_on_before_any_attempt_can_never_be_redriven_into_a_sen
     assert sends(agent) == 0
     assert record(agent, action_of(approval))["state"] == "failed"
     assert "Not sent" in shown(current(agent, approval))
+
+
+def test_the_workers_last_failed_delivery_ends_an_approved_press_so_no_redrive_sends_it(agent: Harness):
+    """The press fails on every delivery before reaching Gmail (a dependency down right
+    after the decision); on the last one the worker itself gives up, tells the user and
+    ends the request, so the message's later redrive from the DLQ sends nothing."""
+    from mailroom.errors import TransientError
+
+    def down_after_deciding(name: str) -> None:
+        if name == "decided":
+            raise TransientError("a dependency is down")
+
+    agent.worker = build_worker(send_step=down_after_deciding)
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    assert [deliver(agent, approve, attempt=n) for n in (1, 2, 3, 4)] == ["retry"] * 4
+    assert record(agent, action_of(approval))["state"] == "failed"
+    agent.worker = build_worker()
+    assert deliver(agent, approve, attempt=1) == "ok"  # redriven from the DLQ
+    assert sends(agent) == 0
+    assert "Not sent" in shown(current(agent, approval))
+
+
+def test_an_approval_is_not_acted_on_after_its_send_window(agent: Harness):
+    """Killed on every delivery (nothing in the worker could end it), then redriven from
+    the DLQ hours later but before the request's expiry: the approval's send window has
+    passed, so nothing goes out that long after the press."""
+    agent.worker = build_worker(send_step=kill_at("decided"))
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    assert deliver(agent, approve) == "killed"
+    assert float(record(agent, action_of(approval))["send_by"]) > time.time()
+    set_record(agent, action_of(approval), send_by=time.time() - 1)  # hours later
+    agent.worker = build_worker()
+    assert deliver(agent, approve, attempt=1) == "ok"
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "failed"
+    assert "approved too long ago" in shown(current(agent, approval))

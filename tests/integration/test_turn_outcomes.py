@@ -16,6 +16,7 @@ from infra.local.emulators.openai import Call, Rule
 from infra.local.emulators.slack import PostedMessage
 from infra.local.slack_requests import LOCAL_DM_CHANNEL, LOCAL_TEAM_ID, LOCAL_USER_ID
 from mailroom.agent.checkpoints import TurnCachedSaver
+from mailroom.agent.encrypted_memory import KmsEnvelopeCipher, encrypt_memory, owner_scope
 from mailroom.agent.graph import build_graph
 from mailroom.agent.runner import WORKING
 from mailroom.agent.tools import gmail_tools
@@ -44,9 +45,18 @@ def refused_requests(harness: Harness) -> int:
     return len(harness.openai.requests) - len(harness.openai.decisions)
 
 
+def memory(harness: Harness) -> Any:
+    """The agent's memory as the worker opens it: encrypted for its owner (use within
+    `owner_scope` of that owner)."""
+    table = harness.deployment.physical("CheckpointsTable")
+    return encrypt_memory(
+        TurnCachedSaver(table_name=table), KmsEnvelopeCipher(harness.deployment.physical("TokensKey", "Arn"))
+    )
+
+
 def checkpoint_messages(harness: Harness, conversation_id: str) -> list[Any]:
-    saver = TurnCachedSaver(table_name=harness.deployment.physical("CheckpointsTable"))
-    found = saver.get_tuple({"configurable": {"thread_id": conversation_id, "checkpoint_ns": ""}})
+    with owner_scope(LOCAL_TEAM_ID, LOCAL_USER_ID):
+        found = memory(harness).get_tuple({"configurable": {"thread_id": conversation_id, "checkpoint_ns": ""}})
     return list(found.checkpoint["channel_values"].get("messages", [])) if found else []
 
 
@@ -122,15 +132,20 @@ def test_arguments_the_model_got_wrong_come_back_to_it_as_tool_messages(
 def test_a_conversation_saved_with_unanswered_tool_calls_is_repaired(agent: Harness):
     # What earlier versions left after a failed tool: a model message whose calls were never answered.
     conversation = agent.chat("first").conversation_id
-    saver = TurnCachedSaver(table_name=agent.deployment.physical("CheckpointsTable"))
-    broken = build_graph(_model(), gmail_tools(), saver)
+    broken = build_graph(_model(), gmail_tools(), memory(agent))
     config: Any = {"configurable": {"thread_id": conversation}}
     call = {"id": "call_lost", "name": "search_emails", "args": {"query": "from:alice"}}
-    broken.update_state(
-        config,
-        {"messages": [HumanMessage(content=ALICE, id="h-old"), AIMessage(content="", id="a-old", tool_calls=[call])]},
-        as_node="agent",
-    )
+    with owner_scope(LOCAL_TEAM_ID, LOCAL_USER_ID):
+        broken.update_state(
+            config,
+            {
+                "messages": [
+                    HumanMessage(content=ALICE, id="h-old"),
+                    AIMessage(content="", id="a-old", tool_calls=[call]),
+                ]
+            },
+            as_node="agent",
+        )
     assert unanswered(checkpoint_messages(agent, conversation)) == ["call_lost"]
 
     reply = agent.say(ALICE)

@@ -39,6 +39,11 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 TERMINAL = frozenset(set(State) - set(TRANSITIONS))
 # Where a send may start or be settled (after a lost answer) from.
 SENDABLE = frozenset({State.APPROVED, State.SENDING})
+# An approval is good for this long: longer than every redelivery of the press can take
+# (MaxReceiveCount x the queue's 720 s visibility timeout, 48 min at the most), shorter
+# than a DLQ redrive hours later. Past it nothing is attempted: a send never goes out
+# long after the press that asked for it.
+SEND_WINDOW_SECONDS = 3600
 
 
 def can_move(current: State, target: State) -> bool:
@@ -66,6 +71,8 @@ class ApprovalRecord:
     reason: str | None = None  # why it failed, or was superseded ("edited", "draft_changed", "moved_on")
     replaced_by: str | None = None
     updated_at: float = 0.0
+    # Set when approved: no attempt may begin after it (SEND_WINDOW_SECONDS).
+    send_by: float | None = None
 
     @property
     def terminal(self) -> bool:
@@ -73,6 +80,9 @@ class ApprovalRecord:
 
     def expired_at(self, now: float) -> bool:
         return now >= self.expires_at
+
+    def past_send_window(self, now: float) -> bool:
+        return self.send_by is not None and now >= self.send_by
 
     def owned_by(self, team_id: str, user_id: str) -> bool:
         return (self.team_id, self.user_id) == (team_id, user_id)
@@ -115,7 +125,8 @@ class ApprovalStore(Protocol):
 
     def begin_attempt(self, action_id: str, *, now: float, message_hash: str, max_attempts: int) -> ApprovalRecord:
         """approved|sending -> sending with attempts + 1, only for this hash, before the
-        expiry and while attempts < max_attempts; StateConflict otherwise."""
+        expiry and the send window's end, and while attempts < max_attempts;
+        StateConflict otherwise."""
         ...
 
     def set_card(self, action_id: str, card_ts: str) -> None:

@@ -154,6 +154,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
         clock=clock,
         records=records,
         queue=SqsQueue(resolved.queue_url) if resolved.queue_url else None,
+        give_up=lambda command: _as_presser(command, agent().abandon_press) if command.kind == "action" else None,
     )
 
 

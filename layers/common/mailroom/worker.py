@@ -98,8 +98,13 @@ class Worker:
         clock: InvocationClock | None = None,
         records: TurnRecords | None = None,
         queue: SqsQueue | None = None,
+        give_up: Callable[[Command], None] | None = None,
     ):
         self.clock = clock or InvocationClock()
+        # Called when a command will not run again (its last delivery failed, or a
+        # permanent refusal): an approved send never attempted must end, not wait for a
+        # DLQ redrive (see ApprovalDesk.abandon).
+        self._give_up = give_up
         self._records = records
         self._queue = queue
         self._chat = chat
@@ -171,18 +176,30 @@ class Worker:
             if last:
                 logger.error("giving up after retries", extra=detail)
                 self._tell_once(command, replies.busy(command.event_id), first_time=True)
+                self._ended(command)
             else:
                 logger.warning("will retry", extra=detail)
             return False
         if kind is Failure.PERMANENT:
             logger.warning("command refused", extra=detail)
             self._tell_once(command, _permanent_reply(exc, command.event_id), first_time=True)
+            self._ended(command)
             return True
         # A bug: no retry will fix it, but its message is kept for the DLQ and a redrive.
         logger.error("command failed", extra=detail)
         metrics.add_metric(name="CommandFailures", unit="Count", value=1)
         self._tell_once(command, replies.failure(command.event_id), first_time=attempt == 1)
+        if last:
+            self._ended(command)
         return False
+
+    def _ended(self, command: Command) -> None:
+        if self._give_up is None:
+            return
+        try:
+            self._give_up(command)
+        except Exception as exc:
+            logger.warning("could not close the command's open work", extra=describe(exc))
 
     def _run(self, command: dict[str, Any]) -> None:
         parsed = Command.model_validate(command)

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mailroom.adapters.aws import LazyClient
-from mailroom.approval_record import ApprovalRecord, State, StateConflict, can_move
+from mailroom.approval_record import SEND_WINDOW_SECONDS, ApprovalRecord, State, StateConflict, can_move
 from mailroom.errors import TransientError
 
 OWNER_INDEX = "by-owner"
@@ -91,6 +91,9 @@ class DynamoApprovalStore:
         names = {"#state": "state"}
         values: dict[str, Any] = {":to": {"S": to.value}, ":now": {"N": repr(now)}}
         sets = ["#state = :to", "updated_at = :now"]
+        if to == State.APPROVED:
+            sets.append("send_by = :send_by")
+            values[":send_by"] = {"N": repr(now + SEND_WINDOW_SECONDS)}
         for name, value in (
             ("decided_by", decided_by),
             ("gmail_id", gmail_id),
@@ -134,7 +137,8 @@ class DynamoApprovalStore:
         return self._update(
             action_id,
             "SET #state = :sending, updated_at = :now ADD attempts :one",
-            "#state IN (:approved, :sending) AND expires_at > :now AND message_hash = :hash AND attempts < :max",
+            "#state IN (:approved, :sending) AND expires_at > :now AND message_hash = :hash AND attempts < :max"
+            " AND (attribute_not_exists(send_by) OR send_by > :now)",
             {"#state": "state"},
             {
                 ":sending": {"S": State.SENDING.value},
@@ -209,4 +213,5 @@ class DynamoApprovalStore:
             reason=text("reason"),
             replaced_by=text("replaced_by"),
             updated_at=float(item.get("updated_at", {}).get("N", "0")),
+            send_by=float(item["send_by"]["N"]) if "send_by" in item else None,
         )

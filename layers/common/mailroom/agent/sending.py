@@ -117,6 +117,8 @@ class ApprovedSend:
     def _why_not(self, record: ApprovalRecord) -> str:
         if record.expired_at(self._clock()):
             return "the request expired before Gmail confirmed the send"
+        if record.past_send_window(self._clock()):
+            return "it was approved too long ago to be sent now; ask again to send it"
         if record.attempts >= self._max_attempts:
             return f"Gmail did not accept it after {record.attempts} tries"
         return "the message is not the one you were shown"

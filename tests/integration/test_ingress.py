@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from typing import Any
@@ -14,7 +15,7 @@ from infra.local.front import api_gateway_event
 from infra.local.slack_requests import LOCAL_SIGNING_SECRET, block_action, interaction_body, message_event, sign
 from mailroom.bootstrap import build_ingress
 from mailroom.commands import Command
-from mailroom.settings import IngressSettings
+from mailroom.ingress_settings import IngressSettings
 
 HOST = "abc123.execute-api.us-east-1.amazonaws.com"
 
@@ -68,7 +69,7 @@ def test_slack_retries_of_one_event_queue_one_message(invoke, deployment):
 def test_a_retry_whose_first_try_never_reached_the_queue_is_delivered(function_env, lambda_context, deployment):
     function_env("IngressFunction")
     settings = IngressSettings.from_environment()
-    broken = build_ingress(settings.model_copy(update={"queue_url": settings.queue_url + "-missing"}))
+    broken = build_ingress(dataclasses.replace(settings, queue_url=settings.queue_url + "-missing"))
     body = json.dumps(message_event("hello", event_id="EvLOST")).encode()
 
     first = app.handler(event_for(body), lambda_context, ingress=broken)

@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install test lint demo dev build validate events requirements bench clean
+.PHONY: help install test lint actionlint demo dev build deploy validate events requirements bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -32,12 +32,13 @@ install: .venv/.synced ## Create .venv from the lock file (uv sync)
 test: install ## Run every test (unit, integration on moto, e2e over the local stack)
 	$(UV) run pytest
 
-lint: install ## ruff, mypy, cfn-lint and sam validate --lint
+lint: install ## ruff, mypy, cfn-lint, sam validate --lint, workflow schema, requirements up to date
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run cfn-lint template.yaml
 	$(SAM) validate --lint
+	$(UV) run actionlint
 	@$(MAKE) --no-print-directory requirements-check
 
 demo: install ## Run a Slack conversation through the whole stack locally, no accounts
@@ -49,6 +50,12 @@ dev: install ## Serve the local stack on :3000 for a real Slack app (secrets fro
 build: requirements-check install ## sam build (arm64, no Docker) and each function's unzipped size
 	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --cached --parallel
 	$(UV) run python -m infra.scripts.package_sizes
+
+# samconfig.toml's environment: default (dev) or prod. CI adds --no-confirm-changeset.
+SAM_CONFIG_ENV ?= default
+SAM_DEPLOY_FLAGS ?=
+deploy: ## sam deploy the last build (SAM_CONFIG_ENV=default|prod, from samconfig.toml)
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(SAM_DEPLOY_FLAGS)
 
 validate: ## sam validate --lint only
 	$(SAM) validate --lint

@@ -1,5 +1,5 @@
-"""Only the latest checkpoint of a conversation is kept: the saver prunes as it goes
-(DynamoDB on moto's server, a real LangGraph graph with the production saver)."""
+"""A conversation keeps its latest checkpoint and the one before: the saver prunes as
+it goes (DynamoDB on moto's server, a real LangGraph graph with the production saver)."""
 
 from __future__ import annotations
 
@@ -55,13 +55,21 @@ def config(thread: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread}}
 
 
-def test_a_long_conversation_keeps_one_checkpoint_and_all_its_state(table, items):
+def test_a_long_conversation_keeps_two_checkpoints_and_all_its_state(table, items):
     graph = note_graph(TurnCachedSaver(table_name=table, ttl_seconds=3600))
     for _ in range(12):
         result = graph.invoke({"notes": []}, config("T1:D1"), durability="exit")
     assert len(result["notes"]) == 12  # nothing of the history was lost with the old checkpoints
-    assert items("T1:D1") == {"CHECKPOINT": 1, "CHUNK": 1}
-    assert len(list(graph.checkpointer.list(config("T1:D1")))) == 1
+    assert items("T1:D1") == {"CHECKPOINT": 2, "CHUNK": 2}
+    assert len(list(graph.checkpointer.list(config("T1:D1")))) == 2
+
+
+def test_a_new_worker_prunes_what_it_reads(table, items):
+    for _ in range(3):  # each turn on a fresh saver, as after a cold start
+        note_graph(TurnCachedSaver(table_name=table, ttl_seconds=3600)).invoke(
+            {"notes": []}, config("T1:D8"), durability="exit"
+        )
+    assert items("T1:D8") == {"CHECKPOINT": 2, "CHUNK": 2}
 
 
 def test_an_answered_interrupt_leaves_no_pending_writes_behind(table, items):
@@ -71,8 +79,11 @@ def test_an_answered_interrupt_leaves_no_pending_writes_behind(table, items):
     assert waiting["WRITES"] >= 1  # the interrupt is stored with the checkpoint it paused
     result = graph.invoke(Command(resume="approved"), config("T1:D2"), durability="exit")
     assert result["notes"] == ["note 1 approved"]
-    assert items("T1:D2") == {"CHECKPOINT": 1, "CHUNK": 1}
     assert graph.get_state(config("T1:D2")).interrupts == ()
+    graph.invoke({"notes": []}, config("T1:D2"), durability="exit")  # asks again: a new interrupt
+    graph.invoke(Command(resume="approved"), config("T1:D2"), durability="exit")
+    # The first interrupt's checkpoint went with its writes; the second's stays as the parent.
+    assert items("T1:D2") == {"CHECKPOINT": 2, "CHUNK": 2 + waiting["CHUNK"] - 1, "WRITES": waiting["WRITES"]}
 
 
 def test_other_conversations_are_left_alone(table, items):
@@ -80,8 +91,8 @@ def test_other_conversations_are_left_alone(table, items):
     for thread in ("T1:D3", "T1:D3:1700000000.000100"):
         for _ in range(3):
             graph.invoke({"notes": []}, config(thread), durability="exit")
-    assert items("T1:D3") == {"CHECKPOINT": 1, "CHUNK": 1}
-    assert items("T1:D3:1700000000.000100") == {"CHECKPOINT": 1, "CHUNK": 1}
+    assert items("T1:D3") == {"CHECKPOINT": 2, "CHUNK": 2}
+    assert items("T1:D3:1700000000.000100") == {"CHECKPOINT": 2, "CHUNK": 2}
 
 
 def test_prune_keeps_the_latest_of_a_conversation_saved_before_pruning(table, items):
@@ -98,17 +109,59 @@ def test_prune_keeps_the_latest_of_a_conversation_saved_before_pruning(table, it
     assert len(note_graph(saver).get_state(config("T1:D4")).values["notes"]) == 4
 
 
-def test_a_failed_prune_never_fails_the_turn(table, items, monkeypatch):
-    from botocore.exceptions import ClientError
+def unprocessed(saver: Any, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """DynamoDB under throttling: BatchWriteItem does the rest and hands back these requests."""
+    real = saver.client.batch_write_item
+
+    def throttled(RequestItems: dict[str, Any]) -> dict[str, Any]:
+        [(table, requests)] = RequestItems.items()
+        kept = [r for r in requests if kind not in r]
+        if kept:
+            real(RequestItems={table: kept})
+        left = [r for r in requests if kind in r]
+        return {"UnprocessedItems": {table: left} if left else {}}
+
+    monkeypatch.setattr(saver.client, "batch_write_item", throttled)
+
+
+def test_a_prune_dynamodb_does_not_finish_never_fails_the_turn(table, items, monkeypatch):
+    saver = TurnCachedSaver(table_name=table, ttl_seconds=3600)
+    graph = note_graph(saver)
+    for _ in range(2):
+        graph.invoke({"notes": []}, config("T1:D5"), durability="exit")
+    unprocessed(saver, monkeypatch, "DeleteRequest")
+    result = graph.invoke({"notes": []}, config("T1:D5"), durability="exit")
+    assert len(result["notes"]) == 3
+    assert items("T1:D5") == {"CHECKPOINT": 3, "CHUNK": 3}  # the oldest is left for the TTL
+
+
+def test_a_checkpoint_dynamodb_does_not_store_fails_the_save_and_keeps_the_old_one(table, items, monkeypatch):
+    from mailroom.errors import TransientError
 
     saver = TurnCachedSaver(table_name=table, ttl_seconds=3600)
     graph = note_graph(saver)
-    graph.invoke({"notes": []}, config("T1:D5"), durability="exit")
+    for _ in range(3):
+        graph.invoke({"notes": []}, config("T1:D6"), durability="exit")
+    unprocessed(saver, monkeypatch, "PutRequest")  # the deletions go through, the new items do not
+    with pytest.raises(TransientError):
+        graph.invoke({"notes": []}, config("T1:D6"), durability="exit")
+    monkeypatch.undo()
+    assert len(graph.get_state(config("T1:D6")).values["notes"]) == 3  # as it was
 
-    def throttled(**_: Any) -> Any:
-        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "BatchWriteItem")
 
-    monkeypatch.setattr(saver.client, "batch_write_item", throttled)
-    result = graph.invoke({"notes": []}, config("T1:D5"), durability="exit")
-    assert len(result["notes"]) == 2
-    assert items("T1:D5")["CHECKPOINT"] == 2  # left for the TTL
+def test_a_saved_turn_is_one_write_call(table, monkeypatch):
+    saver = TurnCachedSaver(table_name=table, ttl_seconds=3600)
+    graph = note_graph(saver)
+    for _ in range(2):
+        graph.invoke({"notes": []}, config("T1:D7"), durability="exit")
+    calls: list[str] = []
+    for name in ("put_item", "update_item", "delete_item", "batch_write_item"):
+        real = getattr(saver.client, name)
+
+        def counted(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(saver.client, name, counted)
+    graph.invoke({"notes": []}, config("T1:D7"), durability="exit")
+    assert calls == ["batch_write_item"]

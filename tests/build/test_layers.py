@@ -147,7 +147,7 @@ def test_every_module_mailroom_imports_loads_from_the_pruned_layers_alone(layers
     env |= dict.fromkeys(("QUEUE_URL", "TOKENS_TABLE", "CHECKPOINTS_TABLE", "TOKENS_KEY_ARN"), "placeholder")
     arguments = [str(ROOT), json.dumps([str(p) for p in layers]), json.dumps(modules)]
     completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _PROBE, *arguments, json.dumps(sorted(BOTOCORE_SERVICES))],
+        [sys.executable, "-I", "-S", "-B", "-c", _PROBE, *arguments, json.dumps(sorted(BOTOCORE_SERVICES))],
         env=env,
         capture_output=True,
         text=True,
@@ -170,7 +170,8 @@ def test_the_pruned_layers_leave_out_what_they_should(layers):
 def _files(layer: Path) -> set[str]:
     """A layer's files, compiled modules named without their platform tag."""
     tag = re.compile(r"\.cpython-313-[a-z0-9_]+-linux-gnu\.so$")
-    return {tag.sub(".so", str(f.relative_to(layer))) for f in layer.rglob("*") if f.is_file()}
+    files = (f.relative_to(layer) for f in layer.rglob("*") if f.is_file())
+    return {tag.sub(".so", str(f)) for f in files if "__pycache__" not in f.parts}
 
 
 def test_the_arm64_build_holds_the_same_files_as_the_tested_one(layers):

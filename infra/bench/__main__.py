@@ -45,7 +45,8 @@ def targets() -> list[tuple[str, str, str, bool | None]]:
         rows.append(
             ("first chat after a snapshot vs on demand", "imports gone", f"{restored:.0f} vs {on_demand:.0f} ms", None)
         )
-        rows.append(("hello loads no agent library", "none", str(cold["hello_loads_agent_libraries"]), None))
+        loaded = cold["hello_loads_agent_libraries"]
+        rows.append(("agent libraries loaded by hello", "none", "some" if loaded else "none", not loaded))
         per_turn = worker["aws_calls"]["dynamodb_per_turn_after_the_first"]
         writes = str(per_turn["checkpoint_writes"])
         rows.append(

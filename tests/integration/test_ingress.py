@@ -172,3 +172,14 @@ def test_the_signing_secret_comes_from_secrets_manager_when_not_overridden(
     good = app.handler(event_for(BODY, secret="from-secrets-manager"), lambda_context, ingress=ingress)
     bad = app.handler(event_for(BODY), lambda_context, ingress=ingress)
     assert (good["statusCode"], bad["statusCode"]) == (200, 401)
+
+
+def test_a_signing_secret_secrets_manager_cannot_give_is_not_acked_so_slack_retries(
+    monkeypatch, function_env, lambda_context, deployment
+):
+    function_env("IngressFunction")
+    monkeypatch.delenv("SLACK_SIGNING_SECRET")
+    monkeypatch.setenv("SECRET_ARN", deployment.physical("AppSecret") + "-gone")
+    response = app.handler(event_for(BODY), lambda_context, ingress=build_ingress())
+    assert response["statusCode"] == 503
+    assert deployment.queued() == []

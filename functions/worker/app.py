@@ -1,15 +1,27 @@
 """SQS FIFO batch: run each queued Slack command once and answer in Slack."""
 
-import random
-from typing import Any
+from __future__ import annotations
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+import os
+import random
+from typing import TYPE_CHECKING, Any
 
 from mailroom.bootstrap import build_worker
 from mailroom.observability import logger, metrics, tracer
-from mailroom.worker import Worker
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from mailroom.worker import Worker
 
 _worker: Worker | None = None
+
+# Init for a SnapStart snapshot: load the agent now, so that a restored worker answers
+# its first `chat` without importing it. On-demand init stays light for `hello`.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    from mailroom.agent.preload import preload_agent
+
+    preload_agent()
 
 try:  # Lambda's runtime hooks, present where SnapStart can restore this function
     from snapshot_restore_py import register_after_restore
@@ -17,9 +29,8 @@ except ImportError:  # pragma: no cover - outside Lambda
     register_after_restore = None
 
 if register_after_restore is not None:
-    # A snapshot is taken after init, which builds no clients and reads no secrets
-    # (they are made on first use); only a random state seeded at init must differ
-    # between restored copies.
+    # The snapshot holds no clients, secrets or connections (they are made on first
+    # use); only a random state seeded at init must differ between restored copies.
     register_after_restore(random.seed)
 
 

@@ -1,16 +1,86 @@
 """`python -m infra.bench`: every benchmark, each in its own interpreter (the ingress,
-then the worker), so that neither measures what the other imported."""
+then the worker), so that neither measures what the other imported; then the sizes of
+the last `make build`, and every figure against its target, side by side."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
+
+from infra.local.template import ROOT
+from infra.scripts.package_sizes import BUILD, WORKER_BUDGET_BYTES, function_sizes, print_sizes
 
 BENCHES = ("infra.bench.ingress", "infra.bench.worker")
+RESULTS = {"ingress": ROOT / ".local/bench-ingress.json", "worker": ROOT / ".local/bench-worker.json"}
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def targets() -> list[tuple[str, str, str, bool | None]]:
+    """(what, target, measured, met) for each figure of issue 12 this run produced."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    ingress, worker = load(RESULTS["ingress"]), load(RESULTS["worker"])
+    if ingress:
+        total = ingress["cold_total_median_ms"]
+        ratio_bare, ratio_bolt = total["ingress"] / total["bare"], total["ingress"] / total["bolt"]
+        rows.append(("ingress cold start to first ack vs bare", "<= 1.15x", f"{ratio_bare:.2f}x", ratio_bare <= 1.15))
+        rows.append(("ingress cold start to first ack vs Bolt", "< 1.00x", f"{ratio_bolt:.2f}x", ratio_bolt < 1))
+    if worker:
+        cold = worker["cold"]
+        ratio = median(cold["import_only_ms"]["chat"]) / median(cold["import_only_ms"]["hello"])
+        rows.append(("chat cold import vs hello (no SnapStart)", "<= 2.50x", f"{ratio:.2f}x", ratio <= 2.5))
+        firsts = cold["first_invocation_ms"]
+        on_demand, restored = median(firsts["chat"]["total"]), median(firsts["chat_snapshot"]["total"])
+        rows.append(
+            ("first chat after a snapshot vs on demand", "imports gone", f"{restored:.0f} vs {on_demand:.0f} ms", None)
+        )
+        loaded = cold["hello_loads_agent_libraries"]
+        rows.append(("agent libraries loaded by hello", "none", "some" if loaded else "none", not loaded))
+        per_turn = worker["aws_calls"]["dynamodb_per_turn_after_the_first"]
+        writes = str(per_turn["checkpoint_writes"])
+        rows.append(
+            (
+                "DynamoDB writes per turn: checkpointer (all)",
+                "<= 4",
+                f"{writes} ({per_turn['writes']})",
+                max(int(n) for n in writes.split("-")) <= 4,
+            )
+        )
+        stored = {k.split("_")[1]: v["total_bytes"] / 1024 for k, v in worker["checkpoints"].items()}
+        growth = max(stored.values()) / min(stored.values())
+        shown = " / ".join(f"{v:.0f}" for v in stored.values())
+        rows.append((f"KB per conversation after {' / '.join(stored)} turns", "flat", shown, growth < 1.5))
+    worker_size = next((s for s in function_sizes() if s.logical_id == "WorkerFunction"), None)
+    if worker_size:
+        size = f"{worker_size.total / 2**20:.1f} MB"
+        rows.append(("worker package unzipped", "<= 100 MB", size, worker_size.total <= WORKER_BUDGET_BYTES))
+    return rows
 
 
 def main() -> int:
     failed = [name for name in BENCHES if subprocess.run([sys.executable, "-m", name], check=False).returncode != 0]
+    print("\nBuilt sizes (unzipped, from the last `make build`)")
+    sizes = function_sizes()
+    if sizes:
+        print_sizes(sizes)
+        print(f"  ({BUILD.relative_to(ROOT)})")
+    else:
+        print("  no build here: run `make build` for the package sizes")
+    print("\nTargets (issue 12); figures from this run, noisy on a shared machine")
+    for what, target, measured, met in targets():
+        verdict = "" if met is None else ("met" if met else "NOT met")
+        print(f"  {what:<46}{target:>14}{measured:>22}  {verdict}")
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

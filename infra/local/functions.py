@@ -108,6 +108,16 @@ class LocalFunction:
         self._process = process
         return process
 
+    def start(self) -> None:
+        """Start the execution environment (init) now, ahead of the first invocation."""
+        with self._lock:
+            if self._process is None:
+                self._start()
+
+    def variant(self, **environment: str) -> LocalFunction:
+        """The same function with some variables changed (e.g. SnapStart's init type)."""
+        return LocalFunction(self.spec, self._environment | environment, self._layer_dirs, self._log)
+
     def _discard(self) -> None:
         if self._process is not None:
             self._process.kill()

@@ -47,3 +47,50 @@ def test_hello_loads_no_agent_or_google_library(function_env, slack):
     assert report["result"] == {"batchItemFailures": []}
     assert "auth" in slack.messages()[0].text  # it really answered hello
     assert report["heavy"] == []
+
+
+_SNAPSHOT_INIT = """
+import json, sys
+sys.path[:0] = sys.argv[1:3]
+import app
+loaded = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(sys.argv[3])))
+print(json.dumps({"loaded": loaded, "worker_built": app._worker is not None}), file=sys.__stderr__)
+"""
+
+
+def test_snapstart_init_loads_the_agent_and_reaches_no_service(function_env):
+    """Init for a snapshot imports the agent path, and makes no client and reads no secret:
+    every AWS endpoint is a closed port here, so any call would fail the import."""
+    env = function_env("WorkerFunction") | {
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+    }
+    env = {k: v for k, v in env.items() if k not in ("SLACK_BOT_TOKEN", "OPENAI_API_KEY")}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _SNAPSHOT_INIT,
+            str(ROOT / "functions/worker"),
+            str(ROOT / "layers/common"),
+            json.dumps([*HEAVY, "langgraph_checkpoint_aws", "langchain_openai", "langchain_core"]),
+        ],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(completed.stderr.strip().splitlines()[-1])
+    assert report["worker_built"] is False
+    assert set(report["loaded"]) >= {
+        "langgraph",
+        "langchain_core",
+        "langchain_openai",
+        "openai",
+        "googleapiclient",
+        "aws_encryption_sdk",
+        "langgraph_checkpoint_aws",
+    }

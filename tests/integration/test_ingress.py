@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from typing import Any
@@ -14,7 +15,7 @@ from infra.local.front import api_gateway_event
 from infra.local.slack_requests import LOCAL_SIGNING_SECRET, block_action, interaction_body, message_event, sign
 from mailroom.bootstrap import build_ingress
 from mailroom.commands import Command
-from mailroom.settings import IngressSettings
+from mailroom.ingress_settings import IngressSettings
 
 HOST = "abc123.execute-api.us-east-1.amazonaws.com"
 
@@ -68,7 +69,7 @@ def test_slack_retries_of_one_event_queue_one_message(invoke, deployment):
 def test_a_retry_whose_first_try_never_reached_the_queue_is_delivered(function_env, lambda_context, deployment):
     function_env("IngressFunction")
     settings = IngressSettings.from_environment()
-    broken = build_ingress(settings.model_copy(update={"queue_url": settings.queue_url + "-missing"}))
+    broken = build_ingress(dataclasses.replace(settings, queue_url=settings.queue_url + "-missing"))
     body = json.dumps(message_event("hello", event_id="EvLOST")).encode()
 
     first = app.handler(event_for(body), lambda_context, ingress=broken)
@@ -171,3 +172,14 @@ def test_the_signing_secret_comes_from_secrets_manager_when_not_overridden(
     good = app.handler(event_for(BODY, secret="from-secrets-manager"), lambda_context, ingress=ingress)
     bad = app.handler(event_for(BODY), lambda_context, ingress=ingress)
     assert (good["statusCode"], bad["statusCode"]) == (200, 401)
+
+
+def test_a_signing_secret_secrets_manager_cannot_give_is_not_acked_so_slack_retries(
+    monkeypatch, function_env, lambda_context, deployment
+):
+    function_env("IngressFunction")
+    monkeypatch.delenv("SLACK_SIGNING_SECRET")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET_ARN", deployment.physical("SlackSigningSecret") + "-gone")
+    response = app.handler(event_for(BODY), lambda_context, ingress=build_ingress())
+    assert response["statusCode"] == 503
+    assert deployment.queued() == []

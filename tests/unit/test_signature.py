@@ -69,3 +69,31 @@ def test_the_real_clock_is_used_by_default():
     assert is_valid_slack_request(LOCAL_SIGNING_SECRET, headers, body)
     stale = {k.lower(): v for k, v in sign(body, LOCAL_SIGNING_SECRET, int(time.time()) - 600).items()}
     assert not is_valid_slack_request(LOCAL_SIGNING_SECRET, stale, body)
+
+
+# slack-sdk's verifier is the reference: ours is the same scheme without its import cost.
+@pytest.mark.parametrize(
+    "case",
+    ["valid", "other secret", "changed body", "stale", "future", "v1", "truncated", "empty body", "unicode body"],
+)
+def test_agrees_with_slack_sdks_signature_verifier(case: str):
+    from slack_sdk.signature import Clock, SignatureVerifier
+
+    class Frozen(Clock):
+        def now(self) -> float:
+            return NOW
+
+    body = '{"text":"héllo ✉"}'.encode() if case == "unicode body" else b"" if case == "empty body" else BODY
+    timestamp = {"stale": NOW - 301, "future": NOW + 301}.get(case, NOW)
+    headers = headers_for(body, "another-secret" if case == "other secret" else LOCAL_SIGNING_SECRET, timestamp)
+    if case == "changed body":
+        body = body + b" "
+    if case == "v1":
+        headers["x-slack-signature"] = headers["x-slack-signature"].replace("v0=", "v1=")
+    if case == "truncated":
+        headers["x-slack-signature"] = headers["x-slack-signature"][:-1]
+    theirs = SignatureVerifier(LOCAL_SIGNING_SECRET, clock=Frozen()).is_valid(
+        body.decode(), headers["x-slack-request-timestamp"], headers["x-slack-signature"]
+    )
+    assert check(headers, body) is theirs
+    assert theirs is (case in ("valid", "empty body", "unicode body"))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from infra.local.template import Template
+from mailroom import ingress_settings
 from mailroom.settings import CallbackSettings, EnvironmentModel, IngressSettings, WorkerSettings
 
 TEMPLATE = Template.load()
@@ -26,6 +29,43 @@ def test_each_function_gets_every_setting_it_requires(logical_id, model):
     required = {name.upper() for name, field in model.model_fields.items() if field.is_required()}
     missing = required - placeholder_environment(logical_id).keys()
     assert not missing, f"{logical_id} needs {missing} in template.yaml"
+
+
+def test_the_ingress_reads_its_settings_like_the_pydantic_model_does():
+    """The ingress's light settings (no pydantic, for its cold start) must keep the names,
+    defaults and required fields of settings.IngressSettings for everything they hold."""
+    light = {f.name: f for f in dataclasses.fields(ingress_settings.IngressSettings)}
+    model = IngressSettings.model_fields
+    # The shared settings' other secrets and the Slack API URL are the worker's and the
+    # callback's; a field added to IngressSettings must be added to the light one too.
+    not_read_by_the_ingress = {
+        "slack_bot_secret_arn",
+        "slack_oidc_secret_arn",
+        "google_oauth_secret_arn",
+        "openai_secret_arn",
+        "slack_client_id",
+        "slack_client_secret",
+        "slack_bot_token",
+        "google_client_id",
+        "google_client_secret",
+        "openai_api_key",
+        "slack_api_url",
+    }
+    assert light.keys() == model.keys() - not_read_by_the_ingress
+    for name, field in light.items():
+        required = field.default is dataclasses.MISSING
+        assert required == model[name].is_required(), name
+        if not required:
+            default = model[name].default
+            default = default.get_secret_value() if hasattr(default, "get_secret_value") else default
+            assert field.default == default, name
+    env = placeholder_environment("IngressFunction") | {"SLACK_SIGNING_SECRET": "s", "MAX_BODY_BYTES": "100"}
+    parsed = ingress_settings.IngressSettings.from_environment(env)
+    reference = IngressSettings.from_environment(env)
+    for name in light:
+        value = getattr(reference, name)
+        value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        assert getattr(parsed, name) == value, name
 
 
 def test_every_function_has_a_handler_file_and_a_log_group_with_retention():

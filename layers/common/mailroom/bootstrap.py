@@ -10,9 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from mailroom.secrets import SecretStore
-from mailroom.settings import CallbackSettings, CommonSettings, IngressSettings, WorkerSettings
-
 if TYPE_CHECKING:
     from mailroom.adapters.google_oauth import GoogleOAuth
     from mailroom.adapters.slack_chat import SlackChat
@@ -21,7 +18,10 @@ if TYPE_CHECKING:
     from mailroom.forget import Forgetter, ThreadIndex
     from mailroom.gmail_link import GmailLinkCommands
     from mailroom.ingress import Ingress
+    from mailroom.ingress_settings import IngressSettings
     from mailroom.oauth_callback import OAuthCallback
+    from mailroom.secrets import SecretStore
+    from mailroom.settings import CallbackSettings, CommonSettings, WorkerSettings
     from mailroom.worker import Worker
 
 T = TypeVar("T")
@@ -41,11 +41,20 @@ class Lazy(Generic[T]):
 
 
 def build_ingress(settings: IngressSettings | None = None) -> Ingress:
+    """The ingress reads only the signing secret, through a lighter path than the other
+    functions (no pydantic, no Powertools Parameters): its cold start is the ack."""
+    from mailroom.adapters.app_secret import AppSecret
     from mailroom.adapters.sqs_queue import SqsQueue
     from mailroom.ingress import Ingress
+    from mailroom.ingress_settings import IngressSettings
 
     settings = settings or IngressSettings.from_environment()
-    return Ingress(settings, SecretStore(settings), SqsQueue(settings.queue_url))
+    secrets = AppSecret(
+        settings.slack_signing_secret_arn,
+        overrides={"SLACK_SIGNING_SECRET": settings.slack_signing_secret},
+        max_age_seconds=settings.secrets_max_age_seconds,
+    )
+    return Ingress(settings, secrets, SqsQueue(settings.queue_url))
 
 
 def _slack_chat(settings: CommonSettings, secrets: SecretStore) -> SlackChat:
@@ -72,6 +81,8 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     from mailroom.adapters.sqs_queue import SqsQueue
+    from mailroom.secrets import SecretStore
+    from mailroom.settings import WorkerSettings
     from mailroom.turn_records import TurnRecords
     from mailroom.worker import CommandRouter, InvocationClock, Worker
 
@@ -201,6 +212,8 @@ def build_oauth_callback(settings: CallbackSettings | None = None) -> OAuthCallb
     from mailroom.adapters.slack_oidc import SlackOpenIdConnect
     from mailroom.oauth_callback import OAuthCallback
     from mailroom.oauth_state import OAuthStateStore
+    from mailroom.secrets import SecretStore
+    from mailroom.settings import CallbackSettings
     from mailroom.vault import TokenVault
 
     resolved = settings or CallbackSettings.from_environment()

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from mailroom.commands import Command
 from mailroom.errors import TransientError
 from mailroom.http import HttpRequest, HttpResponse, UnreadableBody
+from mailroom.ingress_settings import IngressSettings
 from mailroom.observability import logger, metrics
 from mailroom.ports import MessageQueue
-from mailroom.secrets import SecretStore
-from mailroom.settings import IngressSettings
 from mailroom.slack.parsing import MalformedPayload, load_event_body, parse_event_callback, parse_interaction
 from mailroom.slack.signature import is_valid_slack_request
 
@@ -32,11 +31,15 @@ EVENTS_PATH = "/slack/events"
 INTERACTIONS_PATH = "/slack/interactions"
 
 
+class Secrets(Protocol):
+    def get(self, name: str) -> str: ...
+
+
 class Ingress:
     def __init__(
         self,
         settings: IngressSettings,
-        secrets: SecretStore,
+        secrets: Secrets,
         queue: MessageQueue,
         clock: Callable[[], float] = time.time,
     ):
@@ -57,7 +60,12 @@ class Ingress:
             return self._refuse(404, "not_found")
         if len(request.body) > self._settings.max_body_bytes:
             return self._refuse(413, "too_large")
-        signing_secret = self._secrets.get("SLACK_SIGNING_SECRET")
+        try:
+            signing_secret = self._secrets.get("SLACK_SIGNING_SECRET")
+        except TransientError:
+            # Not acked: Slack retries, by then Secrets Manager has likely recovered.
+            logger.exception("could not read the signing secret")
+            return HttpResponse(503, "try again")
         if not is_valid_slack_request(signing_secret, request.headers, request.body, self._clock):
             return self._refuse(401, "bad_signature")
 

@@ -26,7 +26,6 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from mailroom import replies
 from mailroom.commands import Command
@@ -137,7 +136,7 @@ class Worker:
     def process_record(self, record: SQSRecord) -> None:
         try:
             command = Command.model_validate_json(record.body)
-        except ValidationError:
+        except ValueError:  # InvalidCommand (and pydantic's ValidationError) are ValueErrors
             # A message we cannot read will not become readable on retry: drop it loudly.
             logger.error("unreadable queued message dropped", extra={"message_id": record.message_id})
             metrics.add_metric(name="UnreadableMessages", unit="Count", value=1)

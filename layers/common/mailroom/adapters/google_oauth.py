@@ -7,18 +7,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import google.auth.exceptions
 import google.auth.transport.requests
 import google.oauth2.credentials
 import requests
-from google_auth_oauthlib.flow import Flow
 
 from mailroom.errors import MailroomError, TransientError
 from mailroom.google import GMAIL_SCOPES
 from mailroom.vault import GoogleTokens
+
+if TYPE_CHECKING:
+    from google_auth_oauthlib.flow import Flow
 
 
 class OAuthExchangeError(MailroomError):
@@ -47,6 +49,10 @@ class GoogleOAuth:
             _allow_plain_http_to_loopback(uri)
 
     def _flow(self, redirect_uri: str, code_verifier: str | None, scopes: tuple[str, ...] | None) -> Flow:
+        # Here, not at import: the agent imports this module for GrantRevoked and token
+        # refreshes, and never needs oauthlib's flow (a tenth of its imports).
+        from google_auth_oauthlib.flow import Flow
+
         config = {
             "web": {
                 "client_id": self._client.client_id,

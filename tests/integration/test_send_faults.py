@@ -322,14 +322,20 @@ def test_the_model_failing_after_the_send_does_not_send_again(agent: Harness):
 
 
 def test_a_request_is_bound_to_the_address_it_was_asked_from(agent: Harness):
-    """Gmail relinked to another account before the press: nothing is sent from either."""
+    """Gmail relinked to another account before the press: the relink cancels the request
+    on its card and erases its record, so the press finds nothing and nothing is sent."""
     approval = ask(agent, email=True)
     agent.google.account_email = "ada.other@example.com"
     assert agent.link()[0] == 200
+    assert "linked to another address" in shown(current(agent, approval))
+    assert not has_buttons(current(agent, approval))
     assert deliver(agent, press(approval, "approve_send")) == "ok"
     assert sends(agent) == 0
-    assert record(agent, action_of(approval))["state"] == "superseded"
-    assert "linked to another address" in shown(current(agent, approval))
+    ddb = agent.deployment.aws.client("dynamodb")
+    table = agent.deployment.physical("ApprovalsTable")
+    assert "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": action_of(approval)}})
+    told = [m for m in agent.slack.messages() if m.ephemeral]
+    assert told and "no longer waiting" in told[-1].text.lower()
 
 
 def test_a_bcc_only_send_whose_message_id_was_replaced_is_still_found(agent: Harness):

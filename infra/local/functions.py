@@ -48,6 +48,7 @@ class LocalFunction:
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
         self.cold_starts = 0
+        self.kills = 0
         self.last_init_ms = 0.0
 
     def invoke(self, event: dict[str, Any]) -> Any:
@@ -113,6 +114,15 @@ class LocalFunction:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+    def kill(self) -> None:
+        """Kill the execution environment now, even mid-invocation (a crash, an OOM, a
+        Lambda timeout): the invocation fails and the next one starts cold. Safe from
+        any thread, without the invocation lock."""
+        process = self._process
+        if process is not None:
+            process.kill()
+            self.kills += 1
 
     def stop(self) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ from infra.local.emulators.gmail import GmailMailbox, SeededIds
 from infra.local.emulators.google import GoogleEmulator
 from infra.local.emulators.openai import OpenAIEmulator
 from infra.local.emulators.slack import SlackEmulator
+from infra.local.faults import AwsFaultProxy
 from infra.local.front import LocalFront
 from infra.local.functions import LocalFunction
 from infra.local.poller import QueuePoller
@@ -39,6 +40,9 @@ class StackOptions:
     retry_delay: int = 2
     log_path: Path | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
+    # Put infra/local/faults.py's proxy between the functions and embedded AWS, so that
+    # tests can make DynamoDB, KMS, Secrets Manager or SQS calls fail (`stack.aws_faults`).
+    fault_proxy: bool = False
 
 
 class LocalStack:
@@ -54,6 +58,7 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self.front: LocalFront | None = None
         self.poller: QueuePoller | None = None
+        self.aws_faults: AwsFaultProxy | None = None
         self._log: IO[str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -92,8 +97,12 @@ class LocalStack:
         if self.options.log_path is not None:
             self.options.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.options.log_path.open("a", buffering=1)
+        aws_env = self.aws.env
+        if self.options.fault_proxy:
+            self.aws_faults = AwsFaultProxy(self.aws.endpoint_url).start()
+            aws_env = {**aws_env, "AWS_ENDPOINT_URL": self.aws_faults.url}
         base_env = {
-            **self.aws.env,
+            **aws_env,
             **endpoints,
             # No X-Ray daemon here; everything else runs as deployed.
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -127,6 +136,8 @@ class LocalStack:
         for emulator in (self.slack, self.google, self.openai):
             if emulator is not None:
                 emulator.stop()
+        if self.aws_faults:
+            self.aws_faults.stop()
         self.aws.stop()
         if self._log:
             self._log.close()

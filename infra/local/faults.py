@@ -248,7 +248,7 @@ class AwsFaultProxy:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                headers = {k: v for k, v in self.headers.items()}
+                headers = dict(self.headers.items())
                 lowered = {k.lower(): v for k, v in headers.items()}
                 service, operation, protocol = identify(lowered, body)
                 fault = None if self.path.startswith("/moto-api") else proxy._take(service, operation)

@@ -74,7 +74,7 @@ def test_transport_faults_over_http_and_the_emulators_own_faults_still_work(
     slack: SlackEmulator, slack_client: WebClient
 ):
     def control(path: str, body: dict) -> int:
-        request = urllib.request.Request(f"{slack.url}_emulator/{path}", data=json.dumps(body).encode(), method="POST")
+        request = urllib.request.Request(f"{slack.url}_emulator/{path}", data=json.dumps(body).encode(), method="POST")  # noqa: S310
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             return int(response.status)
 

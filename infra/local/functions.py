@@ -49,10 +49,12 @@ class LocalFunction:
         self._lock = threading.Lock()
         self.cold_starts = 0
         self.kills = 0
+        self.invocations = 0
         self.last_init_ms = 0.0
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with self._lock:  # one execution environment serves one request at a time
+            self.invocations += 1
             process = self._process or self._start()
             deadline = time.time() + self.spec.timeout
             request = {"event": event, "request_id": str(uuid.uuid4()), "deadline": deadline}
@@ -114,6 +116,11 @@ class LocalFunction:
             self._process.kill()
             self._process.wait()
             self._process = None
+
+    @property
+    def busy(self) -> bool:
+        """True while an invocation runs."""
+        return self._lock.locked()
 
     def kill(self) -> None:
         """Kill the execution environment now, even mid-invocation (a crash, an OOM, a

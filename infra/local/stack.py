@@ -43,6 +43,8 @@ class StackOptions:
     # Put infra/local/faults.py's proxy between the functions and embedded AWS, so that
     # tests can make DynamoDB, KMS, Secrets Manager or SQS calls fail (`stack.aws_faults`).
     fault_proxy: bool = False
+    # Extra environment for every function (e.g. AWS_RETRY_MODE for the fault matrix).
+    function_env: Mapping[str, str] = field(default_factory=dict)
 
 
 class LocalStack:
@@ -106,6 +108,7 @@ class LocalStack:
             **endpoints,
             # No X-Ray daemon here; everything else runs as deployed.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            **self.options.function_env,
         }
         layers = self.template.layer_dirs()
         for lid, spec in self.template.functions().items():

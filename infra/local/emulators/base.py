@@ -121,6 +121,7 @@ class TransportFaults:
         self._lock = threading.Lock()
         self._pending: list[TransportFault] = []
         self.fired: list[tuple[str, str, str]] = []  # (kind, method, path) of each fault that fired
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request since the last clear
 
     def add(self, fault: TransportFault) -> TransportFault:
         with self._lock:
@@ -131,6 +132,7 @@ class TransportFaults:
         with self._lock:
             self._pending.clear()
             self.fired.clear()
+            self.seen.clear()
 
     def pending(self) -> int:
         with self._lock:
@@ -138,6 +140,7 @@ class TransportFaults:
 
     def take(self, method: str, path: str) -> TransportFault | None:
         with self._lock:
+            self.seen.append((method, path))
             for fault in self._pending:
                 if fault.matches(method, path):
                     fault.seen += 1

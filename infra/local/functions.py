@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -152,3 +153,51 @@ def _readline(stream: IO[str], deadline: float) -> str | None:
     if reader.is_alive() or not result or not result[0]:
         return None
     return result[0]
+
+
+class FunctionPool:
+    """Up to `size` warm execution environments of one function, as Lambda scales out
+    under concurrent requests: each invocation takes an idle environment (starting one
+    if none is idle and the pool is not full) and gives it back."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: Mapping[str, str],
+        layer_dirs: list[Path],
+        log: IO[str] | None = None,
+        size: int = 2,
+    ):
+        self.spec = spec
+        self.name = spec.logical_id
+        self.members = [LocalFunction(spec, environment, layer_dirs, log) for _ in range(size)]
+        self._idle: queue.Queue[LocalFunction] = queue.Queue()
+        for member in self.members:
+            self._idle.put(member)
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        member = self._idle.get()
+        try:
+            return member.invoke(event)
+        finally:
+            self._idle.put(member)
+
+    @property
+    def busy(self) -> bool:
+        return any(m.busy for m in self.members)
+
+    @property
+    def invocations(self) -> int:
+        return sum(m.invocations for m in self.members)
+
+    @property
+    def cold_starts(self) -> int:
+        return sum(m.cold_starts for m in self.members)
+
+    def kill(self) -> None:
+        for member in self.members:
+            member.kill()
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()

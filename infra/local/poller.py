@@ -13,11 +13,24 @@ import hashlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from infra.local.functions import InvocationError, LocalFunction
+from infra.local.functions import FunctionPool, InvocationError, LocalFunction
 
 log = logging.getLogger("mailroom.local.poller")
+
+
+@dataclass(frozen=True)
+class Processed:
+    """One record's run: its FIFO group, deduplication id, when it ran, and whether it failed."""
+
+    group: str
+    deduplication_id: str
+    started: float
+    finished: float
+    failed: bool
+    batch: str  # records of one batch share it (one invocation runs them one after another)
 
 
 class QueuePoller:
@@ -26,7 +39,7 @@ class QueuePoller:
         sqs: Any,
         queue_url: str,
         queue_arn: str,
-        function: LocalFunction,
+        function: LocalFunction | FunctionPool,
         batch_size: int = 10,
         retry_delay: int = 2,
     ):
@@ -40,6 +53,7 @@ class QueuePoller:
         self._thread = threading.Thread(target=self._run, name="QueuePoller", daemon=True)
         self.batches = 0
         self.failed_records = 0
+        self.journal: list[Processed] = []  # every record run, in order of completion
 
     def start(self) -> QueuePoller:
         self._thread.start()
@@ -71,12 +85,26 @@ class QueuePoller:
             return 0
         records = [sqs_record(m, self._queue_arn) for m in messages]
         self.batches += 1
+        started = time.time()
         try:
             result = self._function.invoke({"Records": records})
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
         except InvocationError as exc:
             log.warning("worker invocation failed, whole batch returns to the queue: %s", exc)
             failed = {r["messageId"] for r in records}
+        finished = time.time()
+        for m in messages:
+            attributes = m.get("Attributes", {})
+            self.journal.append(
+                Processed(
+                    attributes.get("MessageGroupId", ""),
+                    attributes.get("MessageDeduplicationId", ""),
+                    started,
+                    finished,
+                    m["MessageId"] in failed,
+                    f"{id(self)}:{self.batches}",
+                )
+            )
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self._sqs.delete_message_batch(

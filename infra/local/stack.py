@@ -22,7 +22,7 @@ from infra.local.emulators.openai import OpenAIEmulator
 from infra.local.emulators.slack import SlackEmulator
 from infra.local.faults import AwsFaultProxy
 from infra.local.front import LocalFront
-from infra.local.functions import LocalFunction
+from infra.local.functions import FunctionPool, LocalFunction
 from infra.local.poller import QueuePoller
 from infra.local.slack_requests import LOCAL_BOT_USER_ID, LOCAL_SIGNING_SECRET, LOCAL_TEAM_ID
 from infra.local.template import Template
@@ -45,6 +45,9 @@ class StackOptions:
     fault_proxy: bool = False
     # Extra environment for every function (e.g. AWS_RETRY_MODE for the fault matrix).
     function_env: Mapping[str, str] = field(default_factory=dict)
+    # Execution environments per function (logical id -> count), as Lambda scales out;
+    # a queue-fed function gets one poller per environment. Default: one each.
+    concurrency: Mapping[str, int] = field(default_factory=dict)
 
 
 class LocalStack:
@@ -58,8 +61,10 @@ class LocalStack:
         self.seeded: SeededIds | None = None
         self.openai: OpenAIEmulator | None = None
         self.functions: dict[str, LocalFunction] = {}
+        self.pools: dict[str, FunctionPool] = {}  # functions given more than one environment
         self.front: LocalFront | None = None
         self.poller: QueuePoller | None = None
+        self.pollers: list[QueuePoller] = []
         self.aws_faults: AwsFaultProxy | None = None
         self._log: IO[str] | None = None
 
@@ -113,27 +118,37 @@ class LocalStack:
         layers = self.template.layer_dirs()
         for lid, spec in self.template.functions().items():
             env = {name: str(self.template.resolve(value)) for name, value in spec.environment.items()}
-            self.functions[lid] = LocalFunction(spec, base_env | env, layers, self._log)
+            size = self.options.concurrency.get(lid, 1)
+            if size > 1:
+                self.pools[lid] = FunctionPool(spec, base_env | env, layers, self._log, size)
+                self.functions[lid] = self.pools[lid].members[0]
+            else:
+                self.functions[lid] = LocalFunction(spec, base_env | env, layers, self._log)
 
-        routes = {(r.method, r.path): self.functions[r.function] for r in self.template.http_routes()}
+        routes = {(r.method, r.path): self.invocable(r.function) for r in self.template.http_routes()}
         self.front = LocalFront(routes, port=self.options.front_port).start()
         for source in self.template.queue_sources():
             queue = self.template.physical[source.queue_logical_id]
-            self.poller = QueuePoller(
-                self.aws.client("sqs"),
-                queue["QueueUrl"],
-                queue["Arn"],
-                self.functions[source.function],
-                batch_size=source.batch_size,
-                retry_delay=self.options.retry_delay,
-            ).start()
+            for _ in range(self.options.concurrency.get(source.function, 1)):
+                poller = QueuePoller(
+                    self.aws.client("sqs"),
+                    queue["QueueUrl"],
+                    queue["Arn"],
+                    self.invocable(source.function),
+                    batch_size=source.batch_size,
+                    retry_delay=self.options.retry_delay,
+                ).start()
+                self.pollers.append(poller)
+            self.poller = self.pollers[0]
         return self
 
     def stop(self) -> None:
-        if self.poller:
-            self.poller.stop()
+        for poller in self.pollers:
+            poller.stop()
         if self.front:
             self.front.stop()
+        for pool in self.pools.values():
+            pool.stop()
         for function in self.functions.values():
             function.stop()
         for emulator in (self.slack, self.google, self.openai):
@@ -152,6 +167,10 @@ class LocalStack:
         self.stop()
 
     # -- helpers ---------------------------------------------------------------------
+    def invocable(self, logical_id: str) -> LocalFunction | FunctionPool:
+        """What runs a function's invocations: its pool if it has several environments."""
+        return self.pools.get(logical_id) or self.functions[logical_id]
+
     @property
     def url(self) -> str:
         assert self.front is not None

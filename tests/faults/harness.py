@@ -31,10 +31,8 @@ from infra.local.faults import ERROR_CODE, THROTTLE_CODE
 from infra.local.slack_requests import (
     LOCAL_DM_CHANNEL,
     HttpAnswer,
-    block_action,
     message_event,
     post_event,
-    post_interaction,
 )
 from infra.local.stack import LocalStack
 
@@ -65,12 +63,12 @@ class Step:
         return self.dependency in ("dynamodb", "sqs", "kms", "secretsmanager")
 
 
-W, I, C = "WorkerFunction", "IngressFunction", "OAuthCallbackFunction"
+INGRESS, CALLBACK = "IngressFunction", "OAuthCallbackFunction"
 STEPS: tuple[Step, ...] = (
     # hello: no link needed
-    Step("hello", "sqs", "SendMessage", function=I),
-    Step("hello", "secretsmanager", "GetSecretValue", function=I, note="cold ingress"),
-    Step("hello", "secretsmanager", "GetSecretValue", function=W, note="cold worker"),
+    Step("hello", "sqs", "SendMessage", function=INGRESS),
+    Step("hello", "secretsmanager", "GetSecretValue", function=INGRESS, note="cold ingress"),
+    Step("hello", "secretsmanager", "GetSecretValue", function="WorkerFunction", note="cold worker"),
     Step("hello", "dynamodb", "PutItem", note="idempotency record"),
     Step("hello", "dynamodb", "UpdateItem", note="idempotency result"),
     Step("hello", "slack", "/api/chat.postMessage", "POST"),
@@ -81,19 +79,19 @@ STEPS: tuple[Step, ...] = (
     # auth and Google's redirect back
     Step("auth", "dynamodb", "PutItem", skip=1, note="oauth state"),
     Step("auth", "slack", "/api/chat.postEphemeral", "POST"),
-    Step("callback", "dynamodb", "DeleteItem", function=C, note="state consumed"),
-    Step("callback", "google-token", "/token", "POST", function=C),
-    Step("callback", "gmail", "/gmail/v1/users/me/profile", "GET", function=C),
-    Step("callback", "kms", "GenerateDataKey", function=C),
-    Step("callback", "dynamodb", "PutItem", function=C, note="token row"),
-    Step("callback", "slack", "/api/chat.postMessage", "POST", function=C),
+    Step("callback", "dynamodb", "DeleteItem", function=CALLBACK, note="state consumed"),
+    Step("callback", "google-token", "/token", "POST", function=CALLBACK),
+    Step("callback", "gmail", "/gmail/v1/users/me/profile", "GET", function=CALLBACK),
+    Step("callback", "kms", "GenerateDataKey", function=CALLBACK),
+    Step("callback", "dynamodb", "PutItem", function=CALLBACK, note="token row"),
+    Step("callback", "slack", "/api/chat.postMessage", "POST", function=CALLBACK),
     # revoke
     Step("revoke", "kms", "Decrypt"),
     Step("revoke", "google-token", "/revoke", "POST"),
     Step("revoke", "dynamodb", "DeleteItem"),
     Step("revoke", "slack", "/api/chat.postMessage", "POST"),
     # a chat turn
-    Step("chat", "sqs", "SendMessage", function=I),
+    Step("chat", "sqs", "SendMessage", function=INGRESS),
     Step("chat", "dynamodb", "Query", note="checkpoint read"),
     Step("chat", "dynamodb", "PutItem", skip=1, note="checkpoint write"),
     Step("chat", "kms", "Decrypt"),
@@ -104,7 +102,7 @@ STEPS: tuple[Step, ...] = (
     Step("chat", "slack", "/api/chat.postMessage", "POST", note="placeholder"),
     Step("chat", "slack", "/api/chat.update", "POST", note="the answer"),
     # approve -> send
-    Step("send", "sqs", "SendMessage", function=I),
+    Step("send", "sqs", "SendMessage", function=INGRESS),
     Step("send", "dynamodb", "GetItem", skip=1),
     Step("send", "kms", "Decrypt"),
     Step("send", "gmail", "/gmail/v1/users/me/messages/send", "POST"),
@@ -257,13 +255,13 @@ class FaultStack:
         """Wait until the fault fired and the invocation that met it ended; then clear
         every fault (the dependency is back). False if the step was never reached."""
         deadline = time.monotonic() + timeout
-        while fired() == 0:
-            if time.monotonic() > deadline or (self.stack.queue_depth() == 0 and function == "WorkerFunction"):
-                if fired() == 0 and self.stack.queue_depth() == 0:
-                    break
+        worker = self.stack.functions[function]
+        # Until it fires, or the message was done with (drained) without reaching the step.
+        while fired() == 0 and time.monotonic() < deadline:
+            if self.stack.queue_depth() == 0 and not worker.busy and fired() == 0:
+                break
             time.sleep(0.02)
         reached = fired() > 0
-        worker = self.stack.functions[function]
         while worker.busy and time.monotonic() < deadline:
             time.sleep(0.02)
         self.clear_faults()

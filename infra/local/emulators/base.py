@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -192,6 +192,10 @@ class Emulator:
     `url` is the base URL with a trailing slash.
     """
 
+    # Every emulator started in this process, so that the tests' log scan can learn the
+    # tokens, codes and states they issued (tests/leakscan.py).
+    started: ClassVar[list[Emulator]] = []
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self._host = host
         self._port = port
@@ -253,6 +257,7 @@ class Emulator:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
         self._thread.start()
+        Emulator.started.append(self)
         return self
 
     def stop(self) -> None:

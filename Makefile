@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install test lint demo dev build validate events requirements bench clean
+.PHONY: help install test faults fuzz load lint demo dev build validate events requirements bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,8 +29,17 @@ $(CURDIR)/.tools/bin/uv:
 
 install: .venv/.synced ## Create .venv from the lock file (uv sync)
 
-test: install ## Run every test (unit, integration on moto, e2e over the local stack)
-	$(UV) run pytest
+test: install ## Run every test (unit, integration on moto, e2e over the local stack) but the fault matrix
+	$(UV) run pytest -m "not faults"
+
+faults: install ## The fault-injection matrix over the local stack (every dependency x step x fault)
+	$(UV) run pytest -m faults tests/faults
+
+fuzz: install ## The hypothesis fuzzing with more examples (FUZZ_EXAMPLES, default 2000)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(UV) run pytest tests/fuzz --hypothesis-show-statistics
+
+load: install ## Load through the local stack: 50 users, 200 conversations; throughput, ingress p50/p99
+	$(UV) run python -m infra.load
 
 lint: install ## ruff, mypy, cfn-lint and sam validate --lint
 	$(UV) run ruff check .

@@ -60,6 +60,7 @@ def test_the_matrix_covers_every_dependency_and_flow():
     assert len({s.id for s in STEPS}) == len(STEPS) - sum(1 for s in STEPS if s.note.startswith("cold worker"))
 
 
+@pytest.mark.timeout(360)
 @pytest.mark.parametrize(("step", "kind"), CASES)
 def test_fault(faults: FaultStack, step: Step, kind: str):
     faults.reset()
@@ -168,3 +169,37 @@ def _press_reference(press: dict) -> str:
 
 def _texts(messages) -> list[str]:
     return [m.text[:120] for m in messages]
+
+
+LASTING = [
+    Step("chat", "dynamodb", "Query"),
+    Step("chat", "kms", "Decrypt"),
+    Step("chat", "google-token", "/token", "POST"),
+    Step("chat", "gmail", "/gmail/v1/users/me/messages", "GET"),
+    Step("chat", "openai", "/v1/chat/completions", "POST"),
+]
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("step", [pytest.param(s, id=s.id) for s in LASTING])
+def test_an_outage_that_outlasts_every_retry_ends_in_the_dlq_with_the_user_told(faults: FaultStack, step: Step):
+    """The dependency stays down through all of the message's deliveries: the user is
+    told (with the reference) on the last one, the message is kept in the DLQ, and once
+    the dependency is back the conversation goes on."""
+    faults.reset()
+    if not faults.linked():
+        faults.link()
+    thread = faults.new_thread()
+    if step.dependency == "google-token":
+        faults.google.expire_access_tokens()
+    faults.arm(step, "error")
+    payload, answer = faults.say(ALICE_QUESTION, thread)
+    assert answer.status == 200
+    faults.stack.wait_until_drained(timeout=300)
+    faults.clear_faults()
+    messages = faults.thread(thread)
+    dead = [b for b in faults.dead_letters() if payload["event_id"] in b]
+    assert told(messages, payload["event_id"]), f"the user was not told: {_texts(messages)}"
+    assert dead, "the message is not in the DLQ"
+    assert not [m for m in messages if WORKING in m.text], "a placeholder was left behind"
+    next_message_works(faults, "chat", thread)

@@ -77,21 +77,25 @@ def run_load(
         channel = f"D0LOAD{c % users:04d}"
         plan.append((user, channel, f"{1_790_000_000 + c}.{run}"))
 
+    def deliver(payload: dict, retry_num: int | None) -> tuple[int, float]:
+        """(HTTP status, seconds) of one delivery; a client timeout is status 0."""
+        started = time.perf_counter()
+        try:
+            answer = post_event(stack.url, payload, retry_num=retry_num)
+        except OSError:  # timed out or refused: Slack would retry
+            return 0, time.perf_counter() - started
+        return answer.status, answer.seconds
+
     def converse(user: str, channel: str, thread_ts: str) -> None:
         for n in range(messages_per_conversation):
             payload = message_event(COMMANDS[n % len(COMMANDS)], user=user, channel=channel, thread_ts=thread_ts)
-            answer = post_event(stack.url, payload)
+            status, seconds = deliver(payload, None)
             retries = 0
-            while answer.status != 200 and retries < 3:  # as Slack retries an unacknowledged event
+            while status != 200 and retries < 3:  # as Slack retries an unacknowledged event
                 retries += 1
-                answer = post_event(stack.url, payload, retry_num=retries)
+                status, _ = deliver(payload, retries)
             sent = Sent(
-                f"{LOCAL_TEAM_ID}:{channel}:{thread_ts}",
-                channel,
-                thread_ts,
-                payload["event_id"],
-                answer.status,
-                answer.seconds,
+                f"{LOCAL_TEAM_ID}:{channel}:{thread_ts}", channel, thread_ts, payload["event_id"], status, seconds
             )
             with lock:
                 result.sent.append(sent)

@@ -126,8 +126,11 @@ class LocalFront:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting (Slack does after 3 s)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -4,7 +4,10 @@ Long-polls the queue, hands the function a batch as an `aws:sqs` event, deletes 
 records it did not report in `batchItemFailures` (ReportBatchItemFailures), and
 leaves the failed ones for SQS to bring back; an invocation error fails the whole
 batch. One difference, for local speed only: a failed record becomes visible again
-after `retry_delay` seconds instead of the queue's full visibility timeout.
+after `retry_delay` seconds instead of the queue's full visibility timeout. Whatever
+the real wait implies must still hold: after a crashed invocation, `after_crash` runs
+(the local stack uses it to expire the idempotency records the crash left in
+progress, as the 12 minutes of a real visibility timeout would).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from infra.local.functions import FunctionPool, InvocationError, LocalFunction
@@ -42,6 +46,7 @@ class QueuePoller:
         function: LocalFunction | FunctionPool,
         batch_size: int = 10,
         retry_delay: int = 2,
+        after_crash: Callable[[], None] | None = None,
     ):
         self._sqs = sqs
         self._queue_url = queue_url
@@ -49,6 +54,7 @@ class QueuePoller:
         self._function = function
         self._batch_size = batch_size
         self._retry_delay = retry_delay
+        self._after_crash = after_crash
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="QueuePoller", daemon=True)
         self.batches = 0
@@ -92,6 +98,8 @@ class QueuePoller:
         except InvocationError as exc:
             log.warning("worker invocation failed, whole batch returns to the queue: %s", exc)
             failed = {r["messageId"] for r in records}
+            if self._after_crash is not None:
+                self._after_crash()
         finished = time.time()
         for m in messages:
             attributes = m.get("Attributes", {})

@@ -137,6 +137,7 @@ class LocalStack:
                     self.invocable(source.function),
                     batch_size=source.batch_size,
                     retry_delay=self.options.retry_delay,
+                    after_crash=self.expire_in_progress,
                 ).start()
                 self.pollers.append(poller)
             self.poller = self.pollers[0]
@@ -193,6 +194,26 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"queue not drained after {timeout} s: {self.queue_depth()} messages left")
             time.sleep(0.1)
+
+    def expire_in_progress(self) -> None:
+        """Expire every in-progress idempotency record. A crashed invocation leaves its
+        record in progress until the invocation's deadline (up to the function's
+        timeout); SQS brings the message back only after the visibility timeout (6x
+        that), by when the record has expired. The poller's fast redelivery must not
+        meet a record that, for real, would be gone."""
+        if "IdempotencyTable" not in self.template.physical:
+            return
+        ddb = self.aws.client("dynamodb")
+        table = self.physical("IdempotencyTable")
+        past = str(int(time.time() * 1000) - 1)
+        for item in ddb.scan(TableName=table)["Items"]:
+            if item.get("status", {}).get("S") == "INPROGRESS":
+                ddb.update_item(
+                    TableName=table,
+                    Key={"id": item["id"]},
+                    UpdateExpression="SET in_progress_expiration = :past",
+                    ExpressionAttributeValues={":past": {"N": past}},
+                )
 
     def scan(self, logical_id: str) -> list[dict[str, Any]]:
         return list(self.aws.client("dynamodb").scan(TableName=self.physical(logical_id))["Items"])

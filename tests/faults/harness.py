@@ -146,7 +146,8 @@ class FaultStack:
         return self.stack.aws_faults
 
     def emulator_for(self, dependency: str) -> Emulator:
-        return {"slack": self.slack, "google-token": self.google, "gmail": self.gmail, "openai": self.openai}[
+        # Gmail is served by the Google emulator (GmailMailbox only adds the mailbox).
+        return {"slack": self.slack, "google-token": self.google, "gmail": self.google, "openai": self.openai}[
             dependency
         ]
 
@@ -190,21 +191,30 @@ class FaultStack:
 
     # -- setting up ----------------------------------------------------------------------
     def linked(self) -> bool:
-        return bool(self.stack.scan("TokensTable"))
+        """ada's link is stored, marked working, and its grant is alive at Google (an
+        earlier case may have broken or revoked it)."""
+        rows = self.stack.scan("TokensTable")
+        healthy = [r for r in rows if r.get("status", {}).get("S") == "linked"]
+        return bool(healthy) and bool(self.google.live_refresh_tokens())
+
+    def forget_link(self) -> None:
+        """Delete stored links directly: setting up a case, not part of what is tested."""
+        ddb = self.stack.aws.client("dynamodb")
+        table = self.stack.physical("TokensTable")
+        schema = ddb.describe_table(TableName=table)["Table"]["KeySchema"]
+        keys = [k["AttributeName"] for k in schema]
+        for row in self.stack.scan("TokensTable"):
+            ddb.delete_item(TableName=table, Key={k: row[k] for k in keys})
 
     def link(self) -> None:
         """Link ada's Gmail (auth, consent, callback) in a thread of its own."""
+        self.forget_link()
         thread = self.new_thread()
         self.say("auth", thread)
         self.stack.wait_until_drained(timeout=60)
         url = auth_url(self.thread(thread))
         status, _ = browse(self.google.consent(url))
         assert status == 200, "linking failed while setting up a case"
-        self.stack.wait_until_drained(timeout=60)
-
-    def unlink(self) -> None:
-        thread = self.new_thread()
-        self.say("revoke", thread)
         self.stack.wait_until_drained(timeout=60)
 
     def approval_card(self, thread_ts: str) -> PostedMessage:
@@ -231,7 +241,9 @@ class FaultStack:
                 options |= {"kind": "error", "code": THROTTLE_CODE[service]}
             elif kind == "timeout":
                 options |= {"kind": "timeout", "seconds": HOLD_SECONDS}
-            else:
+            elif kind == "reset":
+                options |= {"kind": "reset"}
+            else:  # the process dies at the call (or right after it took effect)
                 options |= {"kind": "reset", "on_match": function.kill, "after": kind == "kill-after"}
             fault = self.proxy.fail(service, step.target, **options)
             return lambda: fault.fired
@@ -245,7 +257,9 @@ class FaultStack:
             transport.headers = headers
         elif kind == "timeout":
             transport = emulator.add_fault("timeout", step.target, seconds=HOLD_SECONDS, **common)
-        else:
+        elif kind == "reset":
+            transport = emulator.add_fault("reset", step.target, **common)
+        else:  # the process dies at the call (or right after it took effect)
             transport = emulator.add_fault(
                 "reset", step.target, on_match=function.kill, after=kind == "kill-after", **common
             )

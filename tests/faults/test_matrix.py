@@ -123,8 +123,7 @@ def test_fault(faults: FaultStack, step: Step, kind: str):
 
 
 def run_callback_case(faults: FaultStack, step: Step, kind: str) -> None:
-    if faults.linked():
-        faults.unlink()
+    faults.forget_link()
     thread = faults.new_thread()
     faults.say("auth", thread)
     faults.stack.wait_until_drained(timeout=60)

@@ -16,8 +16,8 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from infra.local.functions import FunctionPool, InvocationError, LocalFunction

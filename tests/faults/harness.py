@@ -56,7 +56,8 @@ class Step:
     @property
     def id(self) -> str:
         name = self.target.rsplit("/", 1)[-1] if "/" in self.target else self.target
-        return f"{self.flow}-{self.dependency}-{name}{'+' + str(self.skip) if self.skip else ''}"
+        where = {INGRESS: "@ingress", CALLBACK: "@callback"}.get(self.function, "")
+        return f"{self.flow}-{self.dependency}-{name}{'+' + str(self.skip) if self.skip else ''}{where}"
 
     @property
     def is_aws(self) -> bool:

@@ -252,11 +252,11 @@ class AwsFaultProxy:
                 lowered = {k.lower(): v for k, v in headers.items()}
                 service, operation, protocol = identify(lowered, body)
                 fault = None if self.path.startswith("/moto-api") else proxy._take(service, operation)
+                answer = None
+                if fault is None or fault.after:  # `after`: the call takes effect first
+                    answer = proxy._forward(self.command, self.path, headers, body)
                 if fault is not None and fault.on_match is not None:
                     fault.on_match()
-                answer = None
-                if fault is None or fault.after:
-                    answer = proxy._forward(self.command, self.path, headers, body)
                 if fault is not None:
                     if fault.kind == "timeout":
                         time.sleep(fault.seconds)

@@ -48,13 +48,19 @@ class StackOptions:
     # Execution environments per function (logical id -> count), as Lambda scales out;
     # a queue-fed function gets one poller per environment. Default: one each.
     concurrency: Mapping[str, int] = field(default_factory=dict)
+    # The stage and resource-name prefix. moto keeps one state per process, so stacks
+    # that run side by side in one process (the e2e stack and the load or fault stack)
+    # need different names: same names would share queues, tables and the secret.
+    name: str = "local"
 
 
 class LocalStack:
+    _running = 0  # stacks started and not stopped in this process
+
     def __init__(self, options: StackOptions | None = None):
         self.options = options or StackOptions()
         self.aws = EmbeddedAws()
-        self.template = Template.load(parameter_overrides={"Stage": "local", **self.options.parameters})
+        self.template = Template.load(parameter_overrides={"Stage": self.options.name, **self.options.parameters})
         self.slack: SlackEmulator | None = None
         self.google: GoogleEmulator | None = None
         self.gmail: GmailMailbox | None = None
@@ -71,8 +77,10 @@ class LocalStack:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> LocalStack:
         self.aws.start()
-        self.aws.reset()
-        provision(self.template, self.aws)
+        if LocalStack._running == 0:  # never wipe the resources of a stack still running
+            self.aws.reset()
+        LocalStack._running += 1
+        provision(self.template, self.aws, stack_name=f"mailroom-{self.options.name}")
         secrets = dict(self.options.secrets)
         endpoints = dict(self.options.endpoints)
         if "SLACK_BOT_TOKEN" not in secrets:
@@ -158,6 +166,7 @@ class LocalStack:
         if self.aws_faults:
             self.aws_faults.stop()
         self.aws.stop()
+        LocalStack._running -= 1
         if self._log:
             self._log.close()
 

@@ -44,6 +44,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     options = StackOptions(
         log_path=log,
         retry_delay=1,
+        name="faults",
         fault_proxy=True,
         parameters={"MaxReceiveCount": "3", "ChatRateLimitPerHour": "100000"},
         # AWS's recommended retry mode, three attempts: an outage longer than one

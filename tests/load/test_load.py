@@ -17,6 +17,7 @@ def test_many_conversations_at_once_each_in_order_nothing_lost(tmp_path_factory:
     options = StackOptions(
         log_path=tmp_path_factory.mktemp("load") / "functions.log",
         retry_delay=1,
+        name="load",
         concurrency={"IngressFunction": 2, "WorkerFunction": 2},
     )
     with LocalStack(options) as stack:

@@ -12,6 +12,7 @@ progress, as the 12 minutes of a real visibility timeout would).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -47,6 +48,7 @@ class QueuePoller:
         batch_size: int = 10,
         retry_delay: int = 2,
         after_crash: Callable[[], None] | None = None,
+        shared: bool = False,
     ):
         self._sqs = sqs
         self._queue_url = queue_url
@@ -55,6 +57,7 @@ class QueuePoller:
         self._batch_size = batch_size
         self._retry_delay = retry_delay
         self._after_crash = after_crash
+        self._shared = shared  # other pollers read the same queue
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="QueuePoller", daemon=True)
         self.batches = 0
@@ -79,14 +82,21 @@ class QueuePoller:
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive one batch and run it; returns how many records it held."""
-        received = self._sqs.receive_message(
-            QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
+        # moto decides which FIFO groups are in flight once per receive call, and keeps
+        # that during a long poll: two pollers polling at once could be handed two
+        # messages of one group. SQS never does; so pollers of one queue take turns, each
+        # with a short poll, and wait outside the turn when the queue is empty.
+        with _receive_lock(self._queue_url) if self._shared else contextlib.nullcontext():
+            received = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=self._batch_size,
+                WaitTimeSeconds=0 if self._shared else wait_seconds,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
         messages = received.get("Messages", [])
+        if not messages and wait_seconds and self._shared:
+            self._stopping.wait(0.05)
         if not messages:
             return 0
         records = [sqs_record(m, self._queue_arn) for m in messages]
@@ -128,6 +138,15 @@ class QueuePoller:
                     VisibilityTimeout=self._retry_delay,
                 )
         return len(messages)
+
+
+_RECEIVE_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _receive_lock(queue_url: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _RECEIVE_LOCKS.setdefault(queue_url, threading.Lock())
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -137,7 +137,8 @@ class LocalStack:
         self.front = LocalFront(routes, port=self.options.front_port).start()
         for source in self.template.queue_sources():
             queue = self.template.physical[source.queue_logical_id]
-            for _ in range(self.options.concurrency.get(source.function, 1)):
+            environments = self.options.concurrency.get(source.function, 1)
+            for _ in range(environments):
                 poller = QueuePoller(
                     self.aws.client("sqs"),
                     queue["QueueUrl"],
@@ -146,6 +147,7 @@ class LocalStack:
                     batch_size=source.batch_size,
                     retry_delay=self.options.retry_delay,
                     after_crash=self.expire_in_progress,
+                    shared=environments > 1,
                 ).start()
                 self.pollers.append(poller)
             self.poller = self.pollers[0]

@@ -75,4 +75,4 @@ bench: install ## Benchmarks: ingress vs a bare handler; worker cold starts, AWS
 	$(UV) run python -m infra.bench
 
 clean: ## Remove build output and caches
-	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache .hypothesis

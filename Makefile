@@ -19,7 +19,7 @@ export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install test lint actionlint demo dev build deploy validate events requirements bench clean
+.PHONY: help install test faults fuzz load lint actionlint demo dev build deploy validate events requirements bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,8 +33,17 @@ $(CURDIR)/.tools/bin/uv:
 
 install: .venv/.synced ## Create .venv from the lock file (uv sync)
 
-test: install ## Run every test (unit, integration on moto, e2e over the local stack)
-	$(UV) run pytest
+test: install ## Run every test (unit, integration on moto, e2e over the local stack) but the fault matrix
+	$(UV) run pytest -m "not faults"
+
+faults: install ## The fault-injection matrix over the local stack (every dependency x step x fault)
+	$(UV) run pytest -m faults tests/faults
+
+fuzz: install ## The hypothesis fuzzing with more examples (FUZZ_EXAMPLES, default 2000)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(UV) run pytest tests/fuzz --hypothesis-show-statistics
+
+load: install ## Load through the local stack: 50 users, 200 conversations; throughput, ingress p50/p99
+	$(UV) run python -m infra.load
 
 lint: install ## ruff, mypy, cfn-lint, sam validate, bandit, checkov (justified skips only), workflow schema
 	$(UV) run ruff check .
@@ -86,4 +95,4 @@ bench: install ## Benchmarks side by side: ingress vs bare and Bolt, worker cold
 	$(UV) run python -m infra.bench
 
 clean: ## Remove build output and caches
-	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache .hypothesis

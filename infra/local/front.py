@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from infra.local.functions import InvocationError, LocalFunction
+from infra.local.functions import FunctionPool, InvocationError, LocalFunction
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's own limit
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
@@ -69,7 +69,9 @@ def api_gateway_event(
 
 
 class LocalFront:
-    def __init__(self, routes: Mapping[tuple[str, str], LocalFunction], host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self, routes: Mapping[tuple[str, str], LocalFunction | FunctionPool], host: str = "127.0.0.1", port: int = 0
+    ):
         self._routes = dict(routes)
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -126,8 +128,11 @@ class LocalFront:
                 for name, value in headers.items() if isinstance(headers, Mapping) else headers:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting (Slack does after 3 s)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -48,10 +49,13 @@ class LocalFunction:
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
         self.cold_starts = 0
+        self.kills = 0
+        self.invocations = 0
         self.last_init_ms = 0.0
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with self._lock:  # one execution environment serves one request at a time
+            self.invocations += 1
             process = self._process or self._start()
             deadline = time.time() + self.spec.timeout
             request = {"event": event, "request_id": str(uuid.uuid4()), "deadline": deadline}
@@ -124,6 +128,20 @@ class LocalFunction:
             self._process.wait()
             self._process = None
 
+    @property
+    def busy(self) -> bool:
+        """True while an invocation runs."""
+        return self._lock.locked()
+
+    def kill(self) -> None:
+        """Kill the execution environment now, even mid-invocation (a crash, an OOM, a
+        Lambda timeout): the invocation fails and the next one starts cold. Safe from
+        any thread, without the invocation lock."""
+        process = self._process
+        if process is not None:
+            process.kill()
+            self.kills += 1
+
     def stop(self) -> None:
         with self._lock:
             if self._process is not None:
@@ -145,3 +163,51 @@ def _readline(stream: IO[str], deadline: float) -> str | None:
     if reader.is_alive() or not result or not result[0]:
         return None
     return result[0]
+
+
+class FunctionPool:
+    """Up to `size` warm execution environments of one function, as Lambda scales out
+    under concurrent requests: each invocation takes an idle environment (starting one
+    if none is idle and the pool is not full) and gives it back."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: Mapping[str, str],
+        layer_dirs: list[Path],
+        log: IO[str] | None = None,
+        size: int = 2,
+    ):
+        self.spec = spec
+        self.name = spec.logical_id
+        self.members = [LocalFunction(spec, environment, layer_dirs, log) for _ in range(size)]
+        self._idle: queue.Queue[LocalFunction] = queue.Queue()
+        for member in self.members:
+            self._idle.put(member)
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        member = self._idle.get()
+        try:
+            return member.invoke(event)
+        finally:
+            self._idle.put(member)
+
+    @property
+    def busy(self) -> bool:
+        return any(m.busy for m in self.members)
+
+    @property
+    def invocations(self) -> int:
+        return sum(m.invocations for m in self.members)
+
+    @property
+    def cold_starts(self) -> int:
+        return sum(m.cold_starts for m in self.members)
+
+    def kill(self) -> None:
+        for member in self.members:
+            member.kill()
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()

@@ -20,8 +20,9 @@ from infra.local.emulators.gmail import GmailMailbox, SeededIds
 from infra.local.emulators.google import GoogleEmulator
 from infra.local.emulators.openai import OpenAIEmulator
 from infra.local.emulators.slack import SlackEmulator
+from infra.local.faults import AwsFaultProxy
 from infra.local.front import LocalFront
-from infra.local.functions import LocalFunction
+from infra.local.functions import FunctionPool, LocalFunction
 from infra.local.poller import QueuePoller
 from infra.local.slack_requests import LOCAL_BOT_USER_ID, LOCAL_SIGNING_SECRET, LOCAL_TEAM_ID, LOCAL_USER_ID
 from infra.local.template import Template
@@ -47,28 +48,47 @@ class StackOptions:
     retry_delay: int = 2
     log_path: Path | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
+    # Put infra/local/faults.py's proxy between the functions and embedded AWS, so that
+    # tests can make DynamoDB, KMS, Secrets Manager or SQS calls fail (`stack.aws_faults`).
+    fault_proxy: bool = False
+    # Extra environment for every function (e.g. AWS_RETRY_MODE for the fault matrix).
+    function_env: Mapping[str, str] = field(default_factory=dict)
+    # Execution environments per function (logical id -> count), as Lambda scales out;
+    # a queue-fed function gets one poller per environment. Default: one each.
+    concurrency: Mapping[str, int] = field(default_factory=dict)
+    # The stage and resource-name prefix. moto keeps one state per process, so stacks
+    # that run side by side in one process (the e2e stack and the load or fault stack)
+    # need different names: same names would share queues, tables and the secret.
+    name: str = "local"
 
 
 class LocalStack:
+    _running = 0  # stacks started and not stopped in this process
+
     def __init__(self, options: StackOptions | None = None):
         self.options = options or StackOptions()
         self.aws = EmbeddedAws()
-        self.template = Template.load(parameter_overrides={"Stage": "local", **self.options.parameters})
+        self.template = Template.load(parameter_overrides={"Stage": self.options.name, **self.options.parameters})
         self.slack: SlackEmulator | None = None
         self.google: GoogleEmulator | None = None
         self.gmail: GmailMailbox | None = None
         self.seeded: SeededIds | None = None
         self.openai: OpenAIEmulator | None = None
         self.functions: dict[str, LocalFunction] = {}
+        self.pools: dict[str, FunctionPool] = {}  # functions given more than one environment
         self.front: LocalFront | None = None
         self.poller: QueuePoller | None = None
+        self.pollers: list[QueuePoller] = []
+        self.aws_faults: AwsFaultProxy | None = None
         self._log: IO[str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> LocalStack:
         self.aws.start()
-        self.aws.reset()
-        provision(self.template, self.aws)
+        if LocalStack._running == 0:  # never wipe the resources of a stack still running
+            self.aws.reset()
+        LocalStack._running += 1
+        provision(self.template, self.aws, stack_name=f"mailroom-{self.options.name}")
         secrets = dict(self.options.secrets)
         endpoints = dict(self.options.endpoints)
         if "SLACK_BOT_TOKEN" not in secrets:
@@ -105,42 +125,63 @@ class LocalStack:
         if self.options.log_path is not None:
             self.options.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.options.log_path.open("a", buffering=1)
+        aws_env = self.aws.env
+        if self.options.fault_proxy:
+            self.aws_faults = AwsFaultProxy(self.aws.endpoint_url).start()
+            aws_env = {**aws_env, "AWS_ENDPOINT_URL": self.aws_faults.url}
         base_env = {
-            **self.aws.env,
+            **aws_env,
             **endpoints,
             # No X-Ray daemon here; everything else runs as deployed.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            **self.options.function_env,
         }
         layers = self.template.layer_dirs()
         for lid, spec in self.template.functions().items():
             env = {name: str(self.template.resolve(value)) for name, value in spec.environment.items()}
-            self.functions[lid] = LocalFunction(spec, base_env | env, layers, self._log)
+            size = self.options.concurrency.get(lid, 1)
+            if size > 1:
+                self.pools[lid] = FunctionPool(spec, base_env | env, layers, self._log, size)
+                self.functions[lid] = self.pools[lid].members[0]
+            else:
+                self.functions[lid] = LocalFunction(spec, base_env | env, layers, self._log)
 
-        routes = {(r.method, r.path): self.functions[r.function] for r in self.template.http_routes()}
+        routes = {(r.method, r.path): self.invocable(r.function) for r in self.template.http_routes()}
         self.front = LocalFront(routes, port=self.options.front_port).start()
         for source in self.template.queue_sources():
             queue = self.template.physical[source.queue_logical_id]
-            self.poller = QueuePoller(
-                self.aws.client("sqs"),
-                queue["QueueUrl"],
-                queue["Arn"],
-                self.functions[source.function],
-                batch_size=source.batch_size,
-                retry_delay=self.options.retry_delay,
-            ).start()
+            environments = self.options.concurrency.get(source.function, 1)
+            for _ in range(environments):
+                poller = QueuePoller(
+                    self.aws.client("sqs"),
+                    queue["QueueUrl"],
+                    queue["Arn"],
+                    self.invocable(source.function),
+                    batch_size=source.batch_size,
+                    retry_delay=self.options.retry_delay,
+                    after_crash=self.expire_in_progress,
+                    shared=environments > 1,
+                ).start()
+                self.pollers.append(poller)
+            self.poller = self.pollers[0]
         return self
 
     def stop(self) -> None:
-        if self.poller:
-            self.poller.stop()
+        for poller in self.pollers:
+            poller.stop()
         if self.front:
             self.front.stop()
+        for pool in self.pools.values():
+            pool.stop()
         for function in self.functions.values():
             function.stop()
         for emulator in (self.slack, self.google, self.openai):
             if emulator is not None:
                 emulator.stop()
+        if self.aws_faults:
+            self.aws_faults.stop()
         self.aws.stop()
+        LocalStack._running -= 1
         if self._log:
             self._log.close()
 
@@ -151,6 +192,10 @@ class LocalStack:
         self.stop()
 
     # -- helpers ---------------------------------------------------------------------
+    def invocable(self, logical_id: str) -> LocalFunction | FunctionPool:
+        """What runs a function's invocations: its pool if it has several environments."""
+        return self.pools.get(logical_id) or self.functions[logical_id]
+
     @property
     def url(self) -> str:
         assert self.front is not None
@@ -173,6 +218,26 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"queue not drained after {timeout} s: {self.queue_depth()} messages left")
             time.sleep(0.1)
+
+    def expire_in_progress(self) -> None:
+        """Expire every in-progress idempotency record. A crashed invocation leaves its
+        record in progress until the invocation's deadline (up to the function's
+        timeout); SQS brings the message back only after the visibility timeout (6x
+        that), by when the record has expired. The poller's fast redelivery must not
+        meet a record that, for real, would be gone."""
+        if "IdempotencyTable" not in self.template.physical:
+            return
+        ddb = self.aws.client("dynamodb")
+        table = self.physical("IdempotencyTable")
+        past = str(int(time.time() * 1000) - 1)
+        for item in ddb.scan(TableName=table)["Items"]:
+            if item.get("status", {}).get("S") == "INPROGRESS":
+                ddb.update_item(
+                    TableName=table,
+                    Key={"id": item["id"]},
+                    UpdateExpression="SET in_progress_expiration = :past",
+                    ExpressionAttributeValues={":past": {"N": past}},
+                )
 
     def scan(self, logical_id: str) -> list[dict[str, Any]]:
         return list(self.aws.client("dynamodb").scan(TableName=self.physical(logical_id))["Items"])

@@ -1,4 +1,12 @@
-"""A small threaded HTTP server base that every emulator builds on."""
+"""A small threaded HTTP server base that every emulator builds on.
+
+Every emulator also takes *transport faults* (see `TransportFault`): the next calls of
+a method and path can answer an HTTP status, be held without an answer (a timeout) or
+have their connection dropped (a reset), before or after the call took effect. They
+are set from Python (`emulator.add_fault(...)`) or over HTTP with
+`POST /_emulator/faults {"kind": "status" | "timeout" | "reset", "path": ..., ...}`
+(a body without "kind" goes to the emulator's own fault API, if it has one).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,11 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -56,6 +66,130 @@ class Response:
             self.headers.setdefault("Content-Type", "application/json; charset=utf-8")
 
 
+FAULT_KINDS = ("status", "timeout", "reset")
+MAX_HOLD_SECONDS = 30.0  # a timeout fault never holds a request longer than this
+
+
+@dataclass
+class TransportFault:
+    """What happens to the next `times` requests whose path starts with `path`
+    (and whose method is `method`, when given).
+
+    - `status`: answer `status` with `body` (JSON) and `headers`, as a gateway would.
+    - `timeout`: hold the request `seconds` (at most MAX_HOLD_SECONDS) without an answer,
+      then close the connection: a client whose timeout is shorter sees its own timeout;
+      a longer one sees the connection end unanswered (a load balancer's idle cut).
+    - `reset`: close the connection at once with a TCP RST, no answer.
+
+    With `after=True` the request is served first (it takes effect) and only its answer
+    is replaced by the fault: the "it worked but the caller never heard" case.
+    `on_match` runs when the fault fires (tests use it to kill a worker mid-call).
+    """
+
+    kind: str
+    path: str = "/"
+    method: str | None = None
+    times: int = 1
+    status: int = 503
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 2.0
+    after: bool = False
+    skip: int = 0  # let this many matching requests through first ("after N calls")
+    on_match: Callable[[], None] | None = None
+    fired: int = 0
+    seen: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS}")
+        if self.times < 1:
+            raise ValueError("times must be at least 1")
+        self.seconds = min(max(0.0, float(self.seconds)), MAX_HOLD_SECONDS)
+
+    def matches(self, method: str, path: str) -> bool:
+        return path.startswith(self.path) and (self.method is None or self.method.upper() == method.upper())
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> TransportFault:
+        allowed = {"kind", "path", "method", "times", "status", "body", "headers", "seconds", "after", "skip"}
+        unknown = set(body) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        return cls(**body)
+
+
+class TransportFaults:
+    """The pending transport faults of one server; first match wins, each used `times` times."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[TransportFault] = []
+        self.fired: list[tuple[str, str, str]] = []  # (kind, method, path) of each fault that fired
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request since the last clear
+
+    def add(self, fault: TransportFault) -> TransportFault:
+        with self._lock:
+            self._pending.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
+            self.fired.clear()
+            self.seen.clear()
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(f.times - f.fired for f in self._pending)
+
+    def take(self, method: str, path: str) -> TransportFault | None:
+        with self._lock:
+            self.seen.append((method, path))
+            for fault in self._pending:
+                if fault.matches(method, path):
+                    fault.seen += 1
+                    if fault.seen <= fault.skip:
+                        return None
+                    fault.fired += 1
+                    if fault.fired >= fault.times:
+                        self._pending.remove(fault)
+                    self.fired.append((fault.kind, method, path))
+                    return fault
+        return None
+
+
+def apply_fault(handler: BaseHTTPRequestHandler, fault: TransportFault) -> bool:
+    """Carry out a timeout or reset on the handler's connection; True if it did
+    (nothing more may be written), False for a status fault (the caller answers)."""
+    if fault.on_match is not None:
+        fault.on_match()
+    if fault.kind == "status":
+        return False
+    if fault.kind == "timeout":
+        time.sleep(fault.seconds)
+    reset_connection(handler)
+    return True
+
+
+def reset_connection(handler: BaseHTTPRequestHandler) -> None:
+    """Drop the connection with an RST (SO_LINGER 0), as a crashed peer or a middlebox does."""
+    import struct
+
+    handler.close_connection = True
+    try:
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    handler.connection.close()
+
+
+def fault_response(fault: TransportFault) -> Response:
+    body = fault.body if fault.body is not None else {"error": "injected fault", "status": fault.status}
+    return Response(fault.status, body, fault.headers)
+
+
 class Emulator:
     """Serve `self.route(request) -> Response` on 127.0.0.1 in a daemon thread.
 
@@ -63,12 +197,17 @@ class Emulator:
     `url` is the base URL with a trailing slash.
     """
 
+    # Every emulator started in this process, so that the tests' log scan can learn the
+    # tokens, codes and states they issued (tests/leakscan.py).
+    started: ClassVar[list[Emulator]] = []
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self._host = host
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.lock = threading.RLock()
+        self.transport_faults = TransportFaults()
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> Self:
@@ -91,10 +230,22 @@ class Emulator:
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
                 )
-                try:
-                    response = emulator.route(request)
-                except Exception as exc:  # an emulator bug should be visible, not hang a client
-                    response = Response(500, {"error": f"emulator error: {exc!r}"})
+                fault = None
+                if not parts.path.startswith("/_emulator/"):
+                    fault = emulator.transport_faults.take(self.command, parts.path)
+                if fault is not None and not fault.after:
+                    if apply_fault(self, fault):
+                        return
+                    response = fault_response(fault)
+                else:
+                    try:
+                        response = emulator.serve_control(request) or emulator.route(request)
+                    except Exception as exc:  # an emulator bug should be visible, not hang a client
+                        response = Response(500, {"error": f"emulator error: {exc!r}"})
+                    if fault is not None:  # it took effect; only the answer is lost
+                        if apply_fault(self, fault):
+                            return
+                        response = fault_response(fault)
                 if response.reset:
                     # Drop the connection with a TCP RST and no answer, as a network fault would.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -120,6 +271,7 @@ class Emulator:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=type(self).__name__, daemon=True)
         self._thread.start()
+        Emulator.started.append(self)
         return self
 
     def stop(self) -> None:
@@ -160,6 +312,36 @@ class Emulator:
     @property
     def url(self) -> str:
         return f"http://{self._host}:{self.port}/"
+
+    # -- transport faults ----------------------------------------------------------------
+    def add_fault(self, kind: str, path: str = "/", **options: Any) -> TransportFault:
+        """Make the next matching requests fail at the transport; see `TransportFault`."""
+        return self.transport_faults.add(TransportFault(kind, path, **options))
+
+    def clear_faults(self) -> None:
+        self.transport_faults.clear()
+
+    def serve_control(self, request: Request) -> Response | None:
+        """`POST /_emulator/faults` with a "kind" sets a transport fault (any emulator);
+        `POST /_emulator/transport-faults/reset` clears them. Anything else: None."""
+        if request.method != "POST":
+            return None
+        if request.path == "/_emulator/transport-faults/reset":
+            self.clear_faults()
+            return Response(200, {"ok": True})
+        if request.path != "/_emulator/faults":
+            return None
+        try:
+            body = request.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or "kind" not in body:
+            return None  # the emulator's own fault API
+        try:
+            self.transport_faults.add(TransportFault.from_json(body))
+        except (ValueError, TypeError) as exc:
+            return Response(400, {"ok": False, "error": str(exc)})
+        return Response(200, {"ok": True})
 
     # -- routing ---------------------------------------------------------------------
     def route(self, request: Request) -> Response:  # pragma: no cover - abstract

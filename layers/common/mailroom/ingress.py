@@ -84,6 +84,11 @@ class Ingress:
                 command = parse_event_callback(payload, origin, retry_num)
         except MalformedPayload as exc:
             return self._refuse(400, "malformed", str(exc))
+        except (AttributeError, TypeError, ValueError, LookupError) as exc:
+            # Signed, but shaped as the parser did not expect (a field of the wrong type):
+            # still malformed, never a 500. The type only: a message could echo the body.
+            logger.error("unexpected payload shape", extra={"error_type": type(exc).__name__})
+            return self._refuse(400, "malformed")
 
         if command is None:
             return self._ignore("not for the bot")

@@ -104,15 +104,18 @@ def compile_bytecode(site: Path, keep_source: set[str] = KEEP_SOURCE) -> int:
 
     Lambda's /opt is read-only, so a layer without bytecode makes every cold start
     compile every module it imports (the whole agent path: seconds), and the cache it
-    would write is lost. The bytecode must be valid as shipped: SAM's zip and Lambda's
-    unzip change the files' times, so a timestamp-checked .pyc would be stale and
-    recompiled; `unchecked-hash` bytecode is used without looking at the source (and is
-    reproducible, so builds of the same inputs are the same bytes). Shipping it beside
-    the sources would cost ~40 MB, over the worker's 100 MB budget, so third-party
-    packages ship legacy sourceless bytecode (`module.pyc` in place of `module.py`,
-    loaded by SourcelessFileLoader) but those in KEEP_SOURCE. What a sourceless module
-    loses: its source lines in tracebacks (file and line number stay) and
-    inspect.getsource on its objects.
+    would write is lost. The bytecode must be valid as shipped: a zip keeps file times
+    to 2 seconds only and what Lambda's unzip sets is not documented, so bytecode
+    checked against its source's time could be stale, recompiled at every cold start;
+    `unchecked-hash` bytecode (PEP 552) is used without looking at the source, and the
+    same inputs build the same bytes. Every CPython 3.13 release reads the same
+    bytecode format (one magic number per minor version), so the local 3.13 that builds
+    it and Lambda's agree. Bytecode beside every source would cost ~34 MB more (the
+    worker ~130 MB, over its 100 MB budget), so third-party packages but those in
+    KEEP_SOURCE ship legacy sourceless bytecode (`module.pyc` in place of `module.py`,
+    loaded by SourcelessFileLoader). What a sourceless module loses: its source lines
+    in tracebacks (file names and line numbers stay) and inspect.getsource on its
+    objects.
     """
     if sys.version_info[:2] != (3, 13):
         raise SystemExit(f"bytecode is per Python version: run this with python3.13, not {sys.version.split()[0]}")

@@ -21,7 +21,7 @@ What it proves: no pruning rule removes a module or data file that Mailroom's co
 reaches, for the same package versions. What it does not: that the arm64 binaries load
 (the wheels are built by the same projects from the same sources; when a `make build`
 is present, the test also checks that both builds hold the same files but for the
-platform tags of compiled modules).
+platform tags of compiled modules, and the same kind of bytecode).
 """
 
 from __future__ import annotations
@@ -124,6 +124,9 @@ print(json.dumps({"failed": failed, "outside_layers": outside, "modules": len(sy
                   "compiled_from_source": compiled, "no_source": no_source, "loaders": loaders}))
 """
 
+# The first run builds both layers from PyPI's wheels (a minute or more on a busy machine).
+pytestmark = pytest.mark.timeout(900)
+
 
 def imported_modules() -> list[str]:
     """Every absolute import in Mailroom's code, but for type-checking-only blocks and
@@ -203,16 +206,25 @@ def test_the_pruned_layers_leave_out_what_they_should(layers):
     assert not list((agent / "zstandard").glob("_cffi*"))
 
 
+def _layer_magic() -> str:
+    """The bytecode format of the CPython the layers are built with (one per 3.x)."""
+    command = [layer_python(), "-c", "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def _assert_unchecked_bytecode(layer: Path, magic: str) -> None:
+    pycs = list(layer.rglob("*.pyc"))
+    assert len(pycs) > 500, layer
+    for pyc in pycs:
+        header = pyc.read_bytes()[:8]
+        # PEP 552: flags 0b01 = hash-based, source not checked.
+        assert (header[:4].hex(), int.from_bytes(header[4:8], "little")) == (magic, 1), pyc
+
+
 def test_the_layers_ship_unchecked_bytecode_for_313_and_sources_only_where_read(layers):
-    magic = subprocess.run(
-        [layer_python(), "-c", "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    magic = _layer_magic()
     for layer in layers:
-        for pyc in layer.rglob("*.pyc"):
-            header = pyc.read_bytes()[:8]
-            # PEP 552: flags 0b01 = hash-based, source not checked.
-            assert (header[:4].hex(), int.from_bytes(header[4:8], "little")) == (magic, 1), pyc
+        _assert_unchecked_bytecode(layer, magic)
         for source in layer.rglob("*.py"):
             top = source.relative_to(layer).parts[0].removesuffix(".py")
             assert top in KEEP_SOURCE, f"{source}: a source outside KEEP_SOURCE"
@@ -227,13 +239,16 @@ def _files(layer: Path) -> set[str]:
     """A layer's files, compiled modules named without their platform tag."""
     tag = re.compile(r"\.cpython-313-[a-z0-9_]+-linux-gnu\.so$")
     files = (f.relative_to(layer) for f in layer.rglob("*") if f.is_file())
-    return {tag.sub(".so", str(f)) for f in files if "__pycache__" not in f.parts}
+    return {tag.sub(".so", str(f)) for f in files}
 
 
 def test_the_arm64_build_holds_the_same_files_as_the_tested_one(layers):
     built = ROOT / ".aws-sam/build"
     if not (built / "SharedLayer").is_dir():
         pytest.skip("no `make build` here to compare with")
+    magic = _layer_magic()
     for tested, logical_id in zip(layers, ("SharedLayer", "AgentLayer"), strict=True):
         arm64 = built / logical_id / "python"
-        assert _files(arm64) ^ _files(tested) == set(), logical_id
+        # `sam build --cached` misses a change of build_layer.py: `make clean build`.
+        assert _files(arm64) ^ _files(tested) == set(), f"{logical_id} (a stale build?)"
+        _assert_unchecked_bytecode(arm64, magic)

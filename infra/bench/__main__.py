@@ -71,7 +71,7 @@ def targets() -> list[tuple[str, str, str, bool | None]]:
         for path in ("hello", "chat"):
             shown = f"{built['bytecode'][path]:.0f} vs {built['sources only'][path]:.0f} ms"
             faster = built["bytecode"][path] < built["sources only"][path]
-            rows.append((f"{path} cold import from the layers: bytecode vs not", "faster", shown, faster))
+            rows.append((f"{path} import from the layers: bytecode vs none", "faster", shown, faster))
     worker_size = next((s for s in function_sizes() if s.logical_id == "WorkerFunction"), None)
     if worker_size:
         size = f"{worker_size.total / 2**20:.1f} MB"

@@ -98,7 +98,7 @@ def prune(site: Path) -> int:
     return freed
 
 
-def compile_bytecode(site: Path, keep_source: set[str] = KEEP_SOURCE) -> int:
+def compile_bytecode(site: Path, python_version: str = "3.13", keep_source: set[str] = KEEP_SOURCE) -> int:
     """Compile every module for the running CPython (the runtime's 3.13); returns the
     bytes the sources took that are no longer shipped.
 
@@ -117,8 +117,9 @@ def compile_bytecode(site: Path, keep_source: set[str] = KEEP_SOURCE) -> int:
     in tracebacks (file names and line numbers stay) and inspect.getsource on its
     objects.
     """
-    if sys.version_info[:2] != (3, 13):
-        raise SystemExit(f"bytecode is per Python version: run this with python3.13, not {sys.version.split()[0]}")
+    running = "{}.{}".format(*sys.version_info[:2])
+    if running != python_version:
+        raise SystemExit(f"bytecode is per Python version: build with python{python_version}, not {running}")
     mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
     freed = 0
     for entry in sorted(site.iterdir()):
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(args.source / "mailroom", site / "mailroom", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     freed = prune(site)
-    sourceless = 0 if args.sources_only else compile_bytecode(site)
+    sourceless = 0 if args.sources_only else compile_bytecode(site, args.python_version)
     size = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
     print(
         f"layer: {size / 2**20:.1f} MiB unzipped ({freed / 2**20:.1f} MiB of unused files removed, "

@@ -13,8 +13,12 @@ from typing import Any
 from infra.local.template import ROOT
 from infra.scripts.package_sizes import BUILD, WORKER_BUDGET_BYTES, function_sizes, print_sizes
 
-BENCHES = ("infra.bench.ingress", "infra.bench.worker")
-RESULTS = {"ingress": ROOT / ".local/bench-ingress.json", "worker": ROOT / ".local/bench-worker.json"}
+BENCHES = ("infra.bench.ingress", "infra.bench.worker", "infra.bench.layers")
+RESULTS = {
+    "ingress": ROOT / ".local/bench-ingress.json",
+    "worker": ROOT / ".local/bench-worker.json",
+    "layers": ROOT / ".local/bench-layers.json",
+}
 
 
 def median(values: list[float]) -> float:
@@ -61,6 +65,13 @@ def targets() -> list[tuple[str, str, str, bool | None]]:
         growth = max(stored.values()) / min(stored.values())
         shown = " / ".join(f"{v:.0f}" for v in stored.values())
         rows.append((f"KB per conversation after {' / '.join(stored)} turns", "flat", shown, growth < 1.5))
+    layers = load(RESULTS["layers"])
+    if layers:
+        built = layers["median_ms"]
+        for path in ("hello", "chat"):
+            shown = f"{built['bytecode'][path]:.0f} vs {built['sources only'][path]:.0f} ms"
+            faster = built["bytecode"][path] < built["sources only"][path]
+            rows.append((f"{path} import from the layers: bytecode vs none", "faster", shown, faster))
     worker_size = next((s for s in function_sizes() if s.logical_id == "WorkerFunction"), None)
     if worker_size:
         size = f"{worker_size.total / 2**20:.1f} MB"

@@ -10,14 +10,17 @@ the mailroom package when the layer holds it, then removes what never runs on La
   libraries', talk to the few in BOTOCORE_SERVICES;
 - zstandard's CFFI backend (12 MB): CPython always loads its C extension (and only
   LangSmith's trace upload, which Mailroom leaves off, uses it at all);
-- tests, type stubs and caches.
+- tests, type stubs and caches;
+then compiles every module to CPython 3.13 bytecode (see compile_bytecode).
 tests/build/test_layers.py builds the same layers for x86_64 and imports from them
-every module Mailroom imports, with a client for each kept service.
+every module Mailroom imports, with a client for each kept service, and checks that
+none of them is compiled from source at import.
 """
 
 from __future__ import annotations
 
 import argparse
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -38,6 +41,20 @@ BOTOCORE_SERVICES = {"dynamodb", "sqs", "kms", "secretsmanager", "xray", "sts"}
 PRUNE_DIRS = {"__pycache__", "tests", "test"}
 # Files no import loads: type stubs, and the backend zstandard never picks on CPython.
 PRUNE_GLOBS = ("*.pyi", "zstandard/_cffi.*.so", "zstandard/backend_cffi.py")
+
+# Where Lambda extracts a layer's python/ folder.
+LAMBDA_SITE = Path("/opt/python")
+# Top-level packages that keep their sources (bytecode in __pycache__ beside them); all
+# others ship sourceless bytecode. Mailroom's own package, for tracebacks with source
+# lines in its logs. anyio builds its public names at import by parsing its own
+# __init__.py (anyio/_lazyimport.py: inspect.getsource(module)); without the source it
+# quietly falls back to importing every submodule at once (tests/build records every
+# source lookup that fails: anyio's were the only ones on the agent's path). LangChain Core calls
+# inspect.getsource on the functions it wraps as runnables (runnables/utils.py: input
+# keys, lambda names, nonlocals, which LangGraph uses to find subgraphs in nodes), and
+# LangGraph's and LangChain's own functions can be among them: a failure there falls
+# back quietly to another answer, so those keep their sources too (~4.5 MB).
+KEEP_SOURCE = {"mailroom", "anyio", "langchain_core", "langgraph", "langchain_openai"}
 
 
 def install(requirements: Path, target: Path, python_version: str, architecture: str = "arm64") -> None:
@@ -81,12 +98,57 @@ def prune(site: Path) -> int:
     return freed
 
 
+def compile_bytecode(site: Path, python_version: str = "3.13", keep_source: set[str] = KEEP_SOURCE) -> int:
+    """Compile every module for the running CPython (the runtime's 3.13); returns the
+    bytes the sources took that are no longer shipped.
+
+    Lambda's /opt is read-only, so a layer without bytecode makes every cold start
+    compile every module it imports (the whole agent path: seconds), and the cache it
+    would write is lost. The bytecode must be valid as shipped: a zip keeps file times
+    to 2 seconds only and what Lambda's unzip sets is not documented, so bytecode
+    checked against its source's time could be stale, recompiled at every cold start;
+    `unchecked-hash` bytecode (PEP 552) is used without looking at the source, and the
+    same inputs build the same bytes. Every CPython 3.13 release reads the same
+    bytecode format (one magic number per minor version), so the local 3.13 that builds
+    it and Lambda's agree. Bytecode beside every source would cost ~34 MB more (the
+    worker ~130 MB, over its 100 MB budget), so third-party packages but those in
+    KEEP_SOURCE ship legacy sourceless bytecode (`module.pyc` in place of `module.py`,
+    loaded by SourcelessFileLoader). What a sourceless module loses: its source lines
+    in tracebacks (file names and line numbers stay) and inspect.getsource on its
+    objects.
+    """
+    running = "{}.{}".format(*sys.version_info[:2])
+    if running != python_version:
+        raise SystemExit(f"bytecode is per Python version: build with python{python_version}, not {running}")
+    mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    freed = 0
+    for entry in sorted(site.iterdir()):
+        if entry.suffix in (".dist-info", ".data") or not (entry.is_dir() or entry.suffix == ".py"):
+            continue
+        legacy = entry.name.removesuffix(".py") not in keep_source
+        sources = [entry] if entry.is_file() else sorted(entry.rglob("*.py"))
+        for source in sources:
+            target = str(source.with_suffix(".pyc")) if legacy else None
+            # The file name tracebacks show is where Lambda puts the layer (the same
+            # bytes whatever folder built them). doraise: a module that does not compile
+            # would be compiled again at every cold start and fail there; fail the build.
+            shown = str(LAMBDA_SITE / source.relative_to(site))
+            py_compile.compile(str(source), target, shown, doraise=True, optimize=0, invalidation_mode=mode)
+            if legacy:
+                freed += source.stat().st_size
+                source.unlink()
+    return freed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("source", type=Path, help="the layer's folder, e.g. layers/common")
     parser.add_argument("artifacts", type=Path, help="SAM's ARTIFACTS_DIR")
     parser.add_argument("--python-version", default="3.13")
     parser.add_argument("--architecture", choices=sorted(PLATFORMS), default="arm64")
+    parser.add_argument(
+        "--sources-only", action="store_true", help="ship no bytecode (only to measure what it saves: make bench)"
+    )
     args = parser.parse_args(argv)
 
     site = args.artifacts / "python"
@@ -96,8 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(args.source / "mailroom", site / "mailroom", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     freed = prune(site)
+    sourceless = 0 if args.sources_only else compile_bytecode(site, args.python_version)
     size = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
-    print(f"layer: {size / 2**20:.1f} MiB unzipped ({freed / 2**20:.1f} MiB of unused files removed)")
+    print(
+        f"layer: {size / 2**20:.1f} MiB unzipped ({freed / 2**20:.1f} MiB of unused files removed, "
+        f"{sourceless / 2**20:.1f} MiB of third-party sources replaced by their bytecode)"
+    )
     return 0
 
 

@@ -132,7 +132,7 @@ SEARCHES = [
     ("is:unread in:spam", {"spam_offer"}),
     ("is:read from:frank", {"read_old"}),
     ("newer_than:7d from:alice", {"alice_note"}),
-    ("older_than:7d", {"large_body", "read_old"}),
+    ("older_than:7d", {"large_body", "read_old", "order_receipt", "contract_docx", "offsite_invite", *(f"deal_{n}" for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1))}),
     (f"before:{_days_ago(20)}", {"read_old"}),
     (f"after:{_days_ago(8)} from:frank", set()),
     (f"after:{_days_ago(2)} from:bob", {"project_thursday"}),
@@ -142,14 +142,14 @@ SEARCHES = [
     ("thursday", {"project_thursday"}),
     ("from:bob -is:unread", {"project_kickoff"}),
     ("-from:bob subject:falcon", {"project_reply"}),
-    ("has:attachment", {"nested_attachments"}),
-    ("filename:pdf", {"nested_attachments"}),
+    ("has:attachment", {"nested_attachments", "order_receipt", "contract_docx", "offsite_invite"}),
+    ("filename:pdf", {"nested_attachments", "order_receipt"}),
     ("filename:q3-report.pdf", {"nested_attachments"}),
     ("reunion", {"encoded_subject", "latin1_body"}),  # accents fold, as in Gmail
     ("日本", {"encoded_subject"}),
     ("from:alice OR from:erin", {"alice_note", "unread_yesterday"}),
     ("{from:alice from:erin} is:unread", {"alice_note", "unread_yesterday"}),
-    ("category:promotions", {"html_newsletter"}),
+    ("category:promotions", {"html_newsletter", *(f"deal_{n}" for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1))}),
     ("label:important", {"project_thursday"}),
     ("attacker@evil.test", {"prompt_injection"}),
     ("tele", set()),  # whole words only: no match inside "telemetry"
@@ -178,7 +178,7 @@ def test_label_ids_filter_and_pagination(seeded: Account) -> None:
         pages.append([m["id"] for m in response.get("messages", [])])
         request = messages.list_next(request, response)
     everything = [m["id"] for m in messages.list(userId="me").execute()["messages"]]
-    assert [len(p) for p in pages] == [4, 4, 4, 1]
+    assert all(len(p) == 4 for p in pages[:-1]) and 1 <= len(pages[-1]) <= 4 and len(pages) > 3
     assert [i for page in pages for i in page] == everything
 
 

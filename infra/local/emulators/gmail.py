@@ -241,6 +241,11 @@ class GmailMailbox:
             threads.setdefault(seed.thread, message_id)
         return SeededIds(messages, threads)
 
+    def labels(self, account_email: str) -> dict[str, str]:
+        """The account's created labels: id -> name."""
+        with self._lock:
+            return dict(self._account(account_email).user_labels)
+
     def seed_drafts(self, account_email: str | None = None) -> dict[str, str]:
         """Add `mailbox_seed`'s drafts (written in Gmail, not by Mailroom): name -> draft id."""
         account_email = account_email or self.emulator.account_email

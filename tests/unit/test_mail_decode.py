@@ -382,7 +382,9 @@ def test_an_offset_reads_any_part_and_says_where_to_go_on() -> None:
     middle = readable_message(full_resource(simple(text)), body_budget=2000, offset=100_000)
     assert text[100_000:].startswith(middle.body)
     end = 100_000 + len(middle.body)
-    assert middle.body_note == f"[characters 100000-{end} of {len(text.strip())}; read_email with offset={end} reads on]"
+    assert (
+        middle.body_note == f"[characters 100000-{end} of {len(text.strip())}; read_email with offset={end} reads on]"
+    )
     last = readable_message(full_resource(simple(text)), body_budget=2000, offset=len(text.strip()) - 50)
     assert last.body.endswith("row 029999") and "that is the end" in last.body_note
     past = readable_message(full_resource(simple(text)), body_budget=2000, offset=10**7)

@@ -56,7 +56,7 @@ def test_calendar_invitation_in_plain_words() -> None:
 
 
 def test_text_csv_html_and_images() -> None:
-    assert extract("a,b\n1,2\n".encode(), "text/csv", "t.csv").text == "a,b\n1,2\n"
+    assert extract(b"a,b\n1,2\n", "text/csv", "t.csv").text == "a,b\n1,2\n"
     assert extract("caf\xe9".encode("latin-1"), "text/plain; charset=iso-8859-1", "t.txt").text == "caf\xe9"
     assert "Hello" in extract(b"<p>Hello <b>there</b></p>", "text/html", "p.html").text
     image = extract(mailbox_seed.chart_png(), "image/png", "chart.png")

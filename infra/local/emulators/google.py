@@ -660,7 +660,9 @@ class GoogleEmulator(Emulator):
         boundary = "batch_" + secrets.token_hex(12)
         out: list[bytes] = []
         for part in parts:
-            inner = _inner_request(part.get_payload(decode=True) or b"", request.headers.get("authorization", ""))
+            payload = part.get_payload(decode=True)
+            raw = payload if isinstance(payload, bytes) else b""
+            inner = _inner_request(raw, request.headers.get("authorization", ""))
             answer = (
                 self._gmail(inner)
                 if inner is not None

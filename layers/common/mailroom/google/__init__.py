@@ -9,4 +9,9 @@ GMAIL_MODIFY = "https://www.googleapis.com/auth/gmail.modify"
 # Everything the agent needs: read and search, draft, send (after the user's Approve), tidy.
 GMAIL_SCOPES = (GMAIL_READONLY, GMAIL_COMPOSE, GMAIL_SEND, GMAIL_MODIFY)
 
-SCOPE_NAMES = {GMAIL_READONLY: "read", GMAIL_COMPOSE: "compose", GMAIL_SEND: "send", GMAIL_MODIFY: "tidy (labels, archive)"}
+SCOPE_NAMES = {
+    GMAIL_READONLY: "read",
+    GMAIL_COMPOSE: "compose",
+    GMAIL_SEND: "send",
+    GMAIL_MODIFY: "tidy (labels, archive)",
+}

@@ -137,10 +137,13 @@ def _button(action_id: str, text: str, value: str, style: str | None) -> dict[st
 def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     """One line that says what became of the request (mrkdwn; ours, no mail text)."""
     state = record.state
-    if record.kind == "change_emails" and state in (State.SENT, State.APPROVED, State.SENDING, State.FAILED):
+    if record.kind == "change_emails" and state != State.PENDING:
         return {
             State.SENT: f":white_check_mark: Approved by <@{record.user_id}> and done; \u201cundo\u201d reverses it.",
             State.FAILED: f":warning: Not changed: {record.reason or 'Gmail did not accept it'}.",
+            State.CANCELLED: f":x: Cancelled by <@{record.user_id}>; nothing was changed.",
+            State.EXPIRED: ":hourglass: This request expired; nothing was changed.",
+            State.SUPERSEDED: ":leftwards_arrow_with_hook: You moved on without approving; nothing was changed.",
         }.get(state, ":hourglass_flowing_sand: Approved; applying the change…")
     if state == State.SENT:
         return f":white_check_mark: Approved by <@{record.user_id}> and sent (Gmail id `{record.gmail_id}`)."

@@ -160,7 +160,8 @@ def inbox_tools() -> list[BaseTool]:
         for (add, remove), ids in _reversal(change).items():
             mailbox.modify(ids, list(add), list(remove))
         count = len(change["before"])
-        return f"Undone: {count} message{'s' * (count != 1)} are back as they were.", {"undid": call_id}
+        back = "1 message is" if count == 1 else f"{count} messages are"
+        return f"Undone: {back} back as they were.", {"undid": call_id}
 
     return [
         StructuredTool.from_function(read_attachment),

@@ -13,11 +13,12 @@ from typing import Any
 from infra.local.template import ROOT
 from infra.scripts.package_sizes import BUILD, WORKER_BUDGET_BYTES, function_sizes, print_sizes
 
-BENCHES = ("infra.bench.ingress", "infra.bench.worker", "infra.bench.layers")
+BENCHES = ("infra.bench.ingress", "infra.bench.worker", "infra.bench.layers", "infra.bench.search")
 RESULTS = {
     "ingress": ROOT / ".local/bench-ingress.json",
     "worker": ROOT / ".local/bench-worker.json",
     "layers": ROOT / ".local/bench-layers.json",
+    "search": ROOT / ".local/bench-search.json",
 }
 
 
@@ -72,6 +73,19 @@ def targets() -> list[tuple[str, str, str, bool | None]]:
             shown = f"{built['bytecode'][path]:.0f} vs {built['sources only'][path]:.0f} ms"
             faster = built["bytecode"][path] < built["sources only"][path]
             rows.append((f"{path} import from the layers: bytecode vs none", "faster", shown, faster))
+    search = load(RESULTS["search"])
+    if search:
+        for setting, row in search.items():
+            before, after = row["before_one_get_per_result"], row["after_one_batch"]
+            rows.append(
+                (
+                    f"search_emails Gmail requests, ms ({setting})",
+                    "1 batch",
+                    f"{before['http_requests']}->{after['http_requests']}, "
+                    f"{before['median_ms']:.0f}->{after['median_ms']:.0f}",
+                    after["http_requests"] <= 2,
+                )
+            )
     worker_size = next((s for s in function_sizes() if s.logical_id == "WorkerFunction"), None)
     if worker_size:
         size = f"{worker_size.total / 2**20:.1f} MB"

@@ -121,6 +121,22 @@ def edit_in_slack(stack: LocalStack, slack: SlackEmulator, changes: dict[str, st
     show_card(new)
 
 
+def read_and_tidy(stack: LocalStack, slack: SlackEmulator) -> None:
+    """An attachment read as text, then an archive and its undo, with Gmail's labels shown."""
+    agent_says(stack, slack, "What does the PDF receipt attached to my order say?")
+
+    def inbox_of_frank() -> str:
+        if stack.gmail is None:
+            return ""
+        found = stack.gmail.search("ada@example.com", "from:frank")
+        return ", ".join(f"{m.id} labels {m.label_ids}" for m in found)
+
+    agent_says(stack, slack, "Archive the emails from frank")
+    say(f"  Gmail now: {inbox_of_frank()}")
+    agent_says(stack, slack, "undo that")
+    say(f"  Gmail now: {inbox_of_frank()}")
+
+
 def show_card(message: PostedMessage) -> None:
     say("  bot (DM): an approval card")
     for block in message.blocks:
@@ -186,6 +202,7 @@ def main() -> int:
         edit_in_slack(stack, stack.slack, {"subject": "Lunch on Friday", "body": "See you at one on Friday instead."})
         approve_in_slack(stack, stack.slack)
         agent_says(stack, stack.slack, "What did Bob send me this week?")
+        read_and_tidy(stack, stack.slack)
 
         user_says(stack, stack.slack, "revoke")
         user_says(stack, stack.slack, "status")

@@ -19,11 +19,11 @@ import requests
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
-from googleapiclient.http import MediaInMemoryUpload
+from googleapiclient.http import BatchHttpRequest, MediaInMemoryUpload
 
 from infra.local.emulators import mailbox_seed
 from infra.local.emulators.gmail import GmailMailbox, SeededIds
-from infra.local.emulators.google import GMAIL_READONLY, MAILROOM_SCOPES, GoogleEmulator
+from infra.local.emulators.google import GMAIL_READONLY, MAILROOM_SCOPES, MAILROOM_SCOPES_BEFORE_MODIFY, GoogleEmulator
 from infra.local.emulators.mailbox_seed import message_id
 
 
@@ -132,7 +132,17 @@ SEARCHES = [
     ("is:unread in:spam", {"spam_offer"}),
     ("is:read from:frank", {"read_old"}),
     ("newer_than:7d from:alice", {"alice_note"}),
-    ("older_than:7d", {"large_body", "read_old"}),
+    (
+        "older_than:7d",
+        {
+            "large_body",
+            "read_old",
+            "order_receipt",
+            "contract_docx",
+            "offsite_invite",
+            *(f"deal_{n}" for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1)),
+        },
+    ),
     (f"before:{_days_ago(20)}", {"read_old"}),
     (f"after:{_days_ago(8)} from:frank", set()),
     (f"after:{_days_ago(2)} from:bob", {"project_thursday"}),
@@ -142,14 +152,14 @@ SEARCHES = [
     ("thursday", {"project_thursday"}),
     ("from:bob -is:unread", {"project_kickoff"}),
     ("-from:bob subject:falcon", {"project_reply"}),
-    ("has:attachment", {"nested_attachments"}),
-    ("filename:pdf", {"nested_attachments"}),
+    ("has:attachment", {"nested_attachments", "order_receipt", "contract_docx", "offsite_invite"}),
+    ("filename:pdf", {"nested_attachments", "order_receipt"}),
     ("filename:q3-report.pdf", {"nested_attachments"}),
     ("reunion", {"encoded_subject", "latin1_body"}),  # accents fold, as in Gmail
     ("日本", {"encoded_subject"}),
     ("from:alice OR from:erin", {"alice_note", "unread_yesterday"}),
     ("{from:alice from:erin} is:unread", {"alice_note", "unread_yesterday"}),
-    ("category:promotions", {"html_newsletter"}),
+    ("category:promotions", {"html_newsletter", *(f"deal_{n}" for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1))}),
     ("label:important", {"project_thursday"}),
     ("attacker@evil.test", {"prompt_injection"}),
     ("tele", set()),  # whole words only: no match inside "telemetry"
@@ -178,7 +188,7 @@ def test_label_ids_filter_and_pagination(seeded: Account) -> None:
         pages.append([m["id"] for m in response.get("messages", [])])
         request = messages.list_next(request, response)
     everything = [m["id"] for m in messages.list(userId="me").execute()["messages"]]
-    assert [len(p) for p in pages] == [4, 4, 4, 1]
+    assert all(len(p) == 4 for p in pages[:-1]) and 1 <= len(pages[-1]) <= 4 and len(pages) > 3
     assert [i for page in pages for i in page] == everything
 
 
@@ -473,3 +483,62 @@ def test_an_incoming_reply_joins_the_thread_it_references(ada: Account) -> None:
     assert new_id in {
         m["id"] for m in ada.gmail.users().messages().list(userId="me", q="is:unread booked").execute()["messages"]
     }
+
+
+# -- labels, modify, batch, attachments (issue 13) -----------------------------------------
+def test_labels_create_modify_and_batch_modify(ada: Account) -> None:
+    labels, messages = ada.gmail.users().labels(), ada.gmail.users().messages()
+    created = labels.create(userId="me", body={"name": "Finance"}).execute()
+    assert created["id"].startswith("Label_") and created["type"] == "user" and created["name"] == "Finance"
+    with pytest.raises(HttpError) as taken:
+        labels.create(userId="me", body={"name": "finance"}).execute()
+    assert taken.value.status_code == 409
+    frank, alice = ada.ids.message["read_old"], ada.ids.message["alice_note"]
+    changed = messages.modify(userId="me", id=frank, body={"addLabelIds": [created["id"]]}).execute()
+    assert created["id"] in changed["labelIds"] and set(changed) == {"id", "threadId", "labelIds"}
+    body = {"ids": [frank, alice], "removeLabelIds": ["INBOX", "UNREAD"]}
+    assert messages.batchModify(userId="me", body=body).execute() == ""
+    assert ada.search("in:inbox from:frank") == set() and ada.search("is:unread from:alice") == set()
+    with pytest.raises(HttpError) as unknown:
+        messages.batchModify(userId="me", body={"ids": [frank], "addLabelIds": ["Label_99"]}).execute()
+    assert unknown.value.status_code == 400 and "Invalid label" in str(unknown.value.reason)
+    assert any(label["name"] == "Finance" for label in labels.list(userId="me").execute()["labels"])
+
+
+def test_modify_needs_gmail_modify(ada: Account) -> None:
+    older = service(ada.google, ada.email, scopes=MAILROOM_SCOPES_BEFORE_MODIFY)
+    frank = ada.ids.message["read_old"]
+    with pytest.raises(HttpError) as denied:
+        older.users().messages().batchModify(userId="me", body={"ids": [frank], "removeLabelIds": ["INBOX"]}).execute()
+    assert denied.value.status_code == 403 and denied.value.error_details[0]["reason"] == "insufficientPermissions"
+    assert older.users().messages().get(userId="me", id=frank).execute()["id"] == frank  # reading still works
+
+
+def test_a_batch_request_answers_each_part_in_order_with_gmail_shapes(seeded: Account) -> None:
+    messages = seeded.gmail.users().messages()
+    answers: dict[str, Any] = {}
+    batch = BatchHttpRequest(
+        callback=lambda rid, response, exc: answers.__setitem__(rid, exc or response),
+        batch_uri=seeded.google.gmail_api_url + "batch/gmail/v1",
+    )
+    ids = [seeded.ids.message["alice_note"], seeded.ids.message["read_old"], "ffffffffffffffff"]
+    for number, gmail_id in enumerate(ids):
+        batch.add(messages.get(userId="me", id=gmail_id, format="metadata"), request_id=str(number))
+    calls = len(seeded.google.calls)
+    batch.execute()
+    assert [c["path"] for c in seeded.google.calls[calls:] if not c.get("batched")] == ["/batch/gmail/v1"]
+    assert answers["0"]["id"] == ids[0] and answers["1"]["id"] == ids[1] and "payload" in answers["0"]
+    assert isinstance(answers["2"], HttpError) and answers["2"].status_code == 404
+
+
+def test_attachments_of_the_seeded_pdf_docx_and_ics(seeded: Account) -> None:
+    messages = seeded.gmail.users().messages()
+    for name, filename in (
+        ("order_receipt", mailbox_seed.RECEIPT_NAME),
+        ("contract_docx", mailbox_seed.CONTRACT_NAME),
+        ("offsite_invite", mailbox_seed.INVITE_NAME),
+    ):
+        full = messages.get(userId="me", id=seeded.ids.message[name]).execute()
+        [part] = [p for p in full["payload"]["parts"] if p.get("filename") == filename]
+        got = messages.attachments().get(userId="me", messageId=full["id"], id=part["body"]["attachmentId"]).execute()
+        assert got["size"] == part["body"]["size"] and len(b64decode(got["data"])) == got["size"]

@@ -58,3 +58,43 @@ def test_stamping_keeps_every_other_byte():
     assert stamped.count(b"Message-ID:") == 1 and b"<old@x>" not in stamped and b"folded" not in stamped
     assert stamp(stamped, "send-abc") == stamped
     assert view(stamped).subject == "s"
+
+
+def test_a_change_card_lists_the_messages_and_has_no_edit_button() -> None:
+    import dataclasses
+
+    from mailroom.approval_record import ApprovalRecord, State
+
+    pending = PendingSend(
+        action_id="send-abc",
+        kind="change_emails",
+        owner="U0ADA",
+        from_="ada@example.com",
+        to=(),
+        cc=(),
+        bcc=(),
+        subject="Archived: 6 messages",
+        body="\u2022 Shop Deals <deals@shop.example> \u2014 Deal of the week #1 (Mon, 16 Nov 2026)",
+        message_hash="h",
+        expires_at=0.0,
+    )
+    text, blocks = approval_card.request_card(pending, 1)
+    assert text == "Archived: 6 messages?" and "Deal of the week #1" in str(blocks)
+    [actions] = [b for b in blocks if b.get("block_id") == "approval"]
+    assert [e["action_id"] for e in actions["elements"]] == ["approve_send", "cancel_send"]
+    record = ApprovalRecord(
+        action_id="send-abc",
+        kind="change_emails",
+        team_id="T",
+        user_id="U0ADA",
+        conversation_id="c",
+        channel_id="D",
+        gmail_address="ada@example.com",
+        message_hash="h",
+        state=State.SENT,
+        created_at=0.0,
+        expires_at=1.0,
+    )
+    assert "done" in approval_card.outcome(record) and "sent" not in approval_card.outcome(record)
+    cancelled = dataclasses.replace(record, state=State.CANCELLED)
+    assert "nothing was changed" in approval_card.outcome(cancelled)

@@ -221,7 +221,7 @@ def test_mixed_alternative_with_pdf_prefers_plain_text_and_lists_the_attachment(
         ),
     )
     rendered = render_for_agent(message)
-    assert "Attachments: Q3 report.pdf (12 KB)" in rendered
+    assert "[1] Q3 report.pdf (application/pdf, 12 KB)" in rendered
 
 
 def test_alternative_falls_back_to_html_when_plain_part_is_empty() -> None:
@@ -359,7 +359,7 @@ def test_date_falls_back_to_internal_date() -> None:
 # --------------------------------------------------------------------------- budget
 
 
-def test_long_body_is_cut_at_a_line_boundary_with_a_note() -> None:
+def test_long_body_keeps_head_and_tail_on_line_boundaries_and_names_the_skipped_part() -> None:
     lines = [f"Line {i:05d}: " + "lorem ipsum dolor sit amet " * 3 for i in range(2500)]
     text = "\n".join(line.rstrip() for line in lines)
     assert len(text) > 200_000
@@ -367,17 +367,36 @@ def test_long_body_is_cut_at_a_line_boundary_with_a_note() -> None:
 
     assert message.truncated is True
     assert 7000 < len(message.body) <= 8000
-    assert text.startswith(message.body)
-    assert text[len(message.body)] == "\n"  # cut where a line ends, not mid-word
+    head, marker, tail = message.body.split("\n[", 1)[0], *message.body.split("\n[", 1)[1].split("]\n", 1)
+    assert text.startswith(head) and text[len(head)] == "\n"  # the head ends where a line ends
+    assert text.endswith(tail) and text[-len(tail) - 1] == "\n"  # the tail starts on a whole line
+    assert tail.endswith("Line 02499: lorem ipsum dolor sit amet lorem ipsum dolor sit amet lorem ipsum dolor sit amet")
+    skipped = f"characters {len(head)}-{len(text) - len(tail)} of {len(text)}"
+    assert skipped in marker and f"offset={len(head)}" in marker
     assert message.body_length == len(text)
-    assert render_for_agent(message).endswith(f"[... body cut at {len(message.body)} of {len(text)} characters]")
+    assert skipped in render_for_agent(message).splitlines()[-1]
+
+
+def test_an_offset_reads_any_part_and_says_where_to_go_on() -> None:
+    text = "".join(f"row {i:06d}\n" for i in range(30_000))
+    middle = readable_message(full_resource(simple(text)), body_budget=2000, offset=100_000)
+    assert text[100_000:].startswith(middle.body)
+    end = 100_000 + len(middle.body)
+    assert (
+        middle.body_note == f"[characters 100000-{end} of {len(text.strip())}; read_email with offset={end} reads on]"
+    )
+    last = readable_message(full_resource(simple(text)), body_budget=2000, offset=len(text.strip()) - 50)
+    assert last.body.endswith("row 029999") and "that is the end" in last.body_note
+    past = readable_message(full_resource(simple(text)), body_budget=2000, offset=10**7)
+    assert past.body == "" and "past the end" in past.body_note
 
 
 def test_long_body_without_newlines_is_cut_at_a_space() -> None:
     text = "word " * 50_000
     message = readable_message(full_resource(simple(text)), body_budget=1000)
     assert message.truncated and len(message.body) <= 1000
-    assert message.body.endswith("word")
+    assert message.body.startswith("word") and message.body.endswith("word")
+    assert "skipped" in message.body
 
 
 def test_body_within_budget_is_not_truncated() -> None:

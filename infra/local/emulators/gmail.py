@@ -154,6 +154,7 @@ class _Account:
     drafts: dict[str, StoredDraft] = field(default_factory=dict)
     sent: list[StoredMessage] = field(default_factory=list)
     history_id: int = 1000
+    user_labels: dict[str, str] = field(default_factory=dict)  # label id ("Label_1") -> name
 
     def bump(self) -> int:
         self.history_id += 1
@@ -207,6 +208,9 @@ class GmailMailbox:
             "gmail.users.drafts.delete": self._delete_draft,
             "gmail.users.drafts.send": self._send_draft,
             "gmail.users.labels.list": self._list_labels,
+            "gmail.users.labels.create": self._create_label,
+            "gmail.users.messages.modify": self._modify_message,
+            "gmail.users.messages.batchModify": self._batch_modify,
         }
         for method_id, handler in handlers.items():
             wrapped = self._faulty(method_id, handler)
@@ -236,6 +240,19 @@ class GmailMailbox:
             messages[seed.name] = message_id
             threads.setdefault(seed.thread, message_id)
         return SeededIds(messages, threads)
+
+    def labels(self, account_email: str) -> dict[str, str]:
+        """The account's created labels: id -> name."""
+        with self._lock:
+            return dict(self._account(account_email).user_labels)
+
+    def seed_drafts(self, account_email: str | None = None) -> dict[str, str]:
+        """Add `mailbox_seed`'s drafts (written in Gmail, not by Mailroom): name -> draft id."""
+        account_email = account_email or self.emulator.account_email
+        return {
+            "offsite_draft": self.add_draft(account_email, mailbox_seed.offsite_draft(account_email)),
+            "lunch_draft": self.add_draft(account_email, mailbox_seed.lunch_draft(account_email)),
+        }
 
     def add_message(
         self,
@@ -654,10 +671,79 @@ class GmailMailbox:
                 entry.update(messageListVisibility="hide", labelListVisibility="labelHide")
             labels.append(entry)
         with self._lock:
-            used = {label for m in self._account(caller.account_email).messages.values() for label in m.label_ids}
-        for label in sorted(used - set(SYSTEM_LABELS)):
+            account = self._account(caller.account_email)
+            used = {label for m in account.messages.values() for label in m.label_ids}
+            created = dict(account.user_labels)
+        for label_id, name in created.items():
+            labels.append(_user_label(label_id, name))
+        for label in sorted(used - set(SYSTEM_LABELS) - set(created)):
             labels.append({"id": label, "name": label, "type": "user"})
         return Response(200, {"labels": labels})
+
+    def _create_label(self, request: Request, caller: GmailCaller, params: dict[str, str]) -> Response:
+        try:
+            body = _json_object(request.body)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        name = str(body.get("name") or "").strip()
+        if not name:
+            return _bad_request("Invalid label name")
+        with self._lock:
+            account = self._account(caller.account_email)
+            taken = {n.lower() for n in account.user_labels.values()} | {s.lower() for s in SYSTEM_LABELS}
+            if name.lower() in taken:
+                return _api_error(409, "ALREADY_EXISTS", "Label name exists or conflicts", "failedPrecondition")
+            label_id = f"Label_{len(account.user_labels) + 1}"
+            account.user_labels[label_id] = name
+        return Response(200, _user_label(label_id, name))
+
+    def _modify_message(self, request: Request, caller: GmailCaller, params: dict[str, str]) -> Response:
+        try:
+            body = _json_object(request.body)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        message = self._find(caller, params["id"])
+        if isinstance(message, Response):
+            return message
+        problem = self._relabel(caller.account_email, [message.id], body)
+        if problem is not None:
+            return problem
+        return Response(200, {"id": message.id, "threadId": message.thread_id, "labelIds": message.label_ids})
+
+    def _batch_modify(self, request: Request, caller: GmailCaller, params: dict[str, str]) -> Response:
+        try:
+            body = _json_object(request.body)
+        except ValueError as exc:
+            return _bad_request(str(exc))
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not ids:
+            return _bad_request("ids must be specified")
+        if len(ids) > 1000:
+            return _bad_request("Too many ids: at most 1000")
+        problem = self._relabel(caller.account_email, [str(i) for i in ids], body)
+        return problem if problem is not None else Response(204, b"")
+
+    def _relabel(self, account_email: str, ids: list[str], body: dict[str, Any]) -> Response | None:
+        """Add then remove label ids on messages, as messages.modify/batchModify do; ids of
+        messages that do not exist are skipped (Gmail's batchModify ignores them too)."""
+        add = [str(i) for i in body.get("addLabelIds") or []]
+        remove = [str(i) for i in body.get("removeLabelIds") or []]
+        with self._lock:
+            account = self._account(account_email)
+            known = set(SYSTEM_LABELS) | set(account.user_labels)
+            known |= {label for m in account.messages.values() for label in m.label_ids}
+            for label in add + remove:
+                if label not in known or (label in ("DRAFT", "SENT") and label in add):
+                    return _bad_request(f"Invalid label: {label}")
+            for message_id in ids:
+                message = account.messages.get(message_id)
+                if message is None or not _ID_RE.match(message_id):
+                    continue
+                labels = [x for x in message.label_ids if x not in remove]
+                labels += [x for x in add if x not in labels and x not in remove]
+                message.label_ids = labels
+            account.bump()
+        return None
 
 
 # -- request parsing ---------------------------------------------------------------------
@@ -689,6 +775,16 @@ class _Paging:
             body["nextPageToken"] = f"{self.offset + self.size:020d}"
         body["resultSizeEstimate"] = len(items)
         return Response(200, body)
+
+
+def _user_label(label_id: str, name: str) -> dict[str, Any]:
+    return {
+        "id": label_id,
+        "name": name,
+        "type": "user",
+        "messageListVisibility": "show",
+        "labelListVisibility": "labelShow",
+    }
 
 
 def _flag(value: str | None) -> bool:

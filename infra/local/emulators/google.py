@@ -29,15 +29,22 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.parser import BytesParser
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from infra.local.emulators.base import Emulator, Request, Response
 
 GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
 GMAIL_COMPOSE = "https://www.googleapis.com/auth/gmail.compose"
 GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
-MAILROOM_SCOPES = (GMAIL_READONLY, GMAIL_COMPOSE, GMAIL_SEND)
+GMAIL_MODIFY = "https://www.googleapis.com/auth/gmail.modify"
+MAILROOM_SCOPES = (GMAIL_READONLY, GMAIL_COMPOSE, GMAIL_SEND, GMAIL_MODIFY)
+# Links made before Mailroom asked for gmail.modify.
+MAILROOM_SCOPES_BEFORE_MODIFY = (GMAIL_READONLY, GMAIL_COMPOSE, GMAIL_SEND)
+MAX_BATCH_PARTS = 100  # Google's limit per batch request
 
 CODE_TTL = 600  # seconds; Google's authorization codes live 10 minutes
 REDACTED = "<redacted>"
@@ -334,6 +341,8 @@ class GoogleEmulator(Emulator):
             response = self._revoke(params)
         elif request.path.startswith(("/gmail/", "/upload/gmail/")):
             response = self._gmail(request)
+        elif request.path == "/batch/gmail/v1":
+            response = self._gmail_batch(request) if request.method == "POST" else self._method_not_allowed()
         else:
             response = _api_error(404, "NOT_FOUND", "Not Found", "notFound")
         with self.lock:
@@ -631,6 +640,60 @@ class GoogleEmulator(Emulator):
             return _api_error(405, "METHOD_NOT_ALLOWED", "Method not allowed.", "httpMethodNotAllowed")
         return _api_error(404, "NOT_FOUND", "Requested entity was not found.", "notFound")
 
+    def _gmail_batch(self, request: Request) -> Response:
+        """POST /batch/gmail/v1: a multipart/mixed of application/http parts, each an API call
+        (its own Authorization, else the batch's), answered by a multipart/mixed of responses
+        in order, each Content-ID "response-<its id>", as Google's batch endpoint does."""
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("multipart/mixed") or "boundary=" not in content_type:
+            return _api_error(400, "INVALID_ARGUMENT", "Invalid batch request: multipart/mixed expected", "badRequest")
+        parsed = BytesParser(policy=email_policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + request.body
+        )
+        parts = list(parsed.iter_parts()) if parsed.is_multipart() else []
+        if not parts:
+            return _api_error(400, "INVALID_ARGUMENT", "Invalid batch request: no parts", "badRequest")
+        if len(parts) > MAX_BATCH_PARTS:
+            return _api_error(
+                400, "INVALID_ARGUMENT", f"Too many requests in batch (max {MAX_BATCH_PARTS})", "badRequest"
+            )
+        boundary = "batch_" + secrets.token_hex(12)
+        out: list[bytes] = []
+        for part in parts:
+            payload = part.get_payload(decode=True)
+            raw = payload if isinstance(payload, bytes) else b""
+            inner = _inner_request(raw, request.headers.get("authorization", ""))
+            answer = (
+                self._gmail(inner)
+                if inner is not None
+                else _api_error(400, "INVALID_ARGUMENT", "Bad part", "badRequest")
+            )
+            with self.lock:
+                self.calls.append(
+                    {
+                        "method": inner.method if inner else "?",
+                        "path": inner.path if inner else "?",
+                        "params": {},
+                        "status": answer.status,
+                        "batched": True,
+                    }
+                )
+            content_id = str(part.get("Content-ID") or "").strip().strip("<>")
+            reason = HTTPStatus(answer.status).phrase if answer.status in HTTPStatus._value2member_map_ else ""
+            head = [f"HTTP/1.1 {answer.status} {reason}"]
+            head += [f"{k}: {v}" for k, v in answer.headers.items()]
+            out.append(
+                (
+                    f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: <response-{content_id}>\r\n\r\n"
+                    + "\r\n".join(head)
+                    + "\r\n\r\n"
+                ).encode()
+                + answer.body
+                + b"\r\n"
+            )
+        body = b"".join(out) + f"--{boundary}--\r\n".encode()
+        return Response(200, body, {"Content-Type": f"multipart/mixed; boundary={boundary}"})
+
     def _get_profile(self, request: Request, caller: GmailCaller, params: dict[str, str]) -> Response:
         messages, threads, history_id = self.mailbox_stats(caller.account_email)
         return Response(
@@ -642,6 +705,24 @@ class GoogleEmulator(Emulator):
                 "historyId": history_id,
             },
         )
+
+
+def _inner_request(raw: bytes, outer_authorization: str) -> Request | None:
+    """One part of a batch: 'GET /gmail/v1/...?q HTTP/1.1', headers, blank line, body."""
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    lines = head.decode("utf-8", "replace").split("\n")
+    try:
+        method, target, _ = lines[0].split(" ", 2)
+    except ValueError:
+        return None
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip():
+            headers[name.strip().lower()] = value.strip()
+    headers.setdefault("authorization", outer_authorization)
+    split = urlsplit(target)
+    return Request(method.upper(), split.path, parse_qs(split.query, keep_blank_values=True), headers, body)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -10,8 +10,10 @@ Message-IDs are fixed (`message_id(name)`), so tests can search for them.
 
 from __future__ import annotations
 
+import io
 import struct
 import time
+import zipfile
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,15 @@ ENCODED_SENDER = "Zoë 山田"
 LARGE_BODY_END = "END OF TELEMETRY REPORT"
 PDF_NAME = "q3-report.pdf"
 PNG_NAME = "chart.png"
+LOG_LAST_LINE = "FAILED tests/test_payments.py::test_refund_rounding - AssertionError: refund 0.01 != 0.00"
+RECEIPT_NAME = "receipt-77-1142.pdf"
+RECEIPT_TOTAL = "Total paid: 42.50 EUR"
+CONTRACT_NAME = "contract-draft.docx"
+CONTRACT_CLAUSE = "Either party may terminate this agreement with 60 days written notice."
+INVITE_NAME = "invite.ics"
+INVITE_LOCATION = "Lisbon office, room Tejo"
+NEWSLETTER_SENDER = "deals@shop.example"
+NEWSLETTER_COUNT = 6  # more than the tidy tools change without an Approve press
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,11 @@ def report_pdf() -> bytes:
     """A small but well-formed PDF 1.4 (valid xref offsets), a few KB of text."""
     lines = ["Q3 Report - Falcon programme", ""]
     lines += [f"{i:02d}. Region {i % 7}: revenue {1000 + 37 * i} kEUR, margin {10 + i % 9}%" for i in range(1, 61)]
+    return text_pdf(lines)
+
+
+def text_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF 1.4 showing `lines` (Helvetica, a text layer pypdf can read)."""
     text = "".join(f"({_pdf_escape(line)}) Tj T*\n" for line in lines)
     stream = f"BT /F1 10 Tf 14 TL 56 800 Td\n{text}ET\n".encode("latin-1")
     objects = [
@@ -69,6 +85,78 @@ def report_pdf() -> bytes:
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+def contract_docx() -> bytes:
+    """A minimal valid Word (.docx) file: content types, the package relationship, and a
+    document with a heading, paragraphs and a small table. Fixed timestamps: reproducible."""
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+    def para(text: str) -> str:
+        return f'<w:p><w:r><w:t xml:space="preserve">{text}</w:t></w:r></w:p>'
+
+    cells = "".join(
+        f"<w:tr><w:tc>{para(a)}</w:tc><w:tc>{para(b)}</w:tc></w:tr>"
+        for a, b in (("Term", "12 months"), ("Fee", "4,000 EUR per month"))
+    )
+    document = (
+        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{w}"><w:body>'
+        + para("Services agreement (draft v3)")
+        + para("Between Falcon Ltd and Ada Lovelace.")
+        + f"<w:tbl>{cells}</w:tbl>"
+        + para(CONTRACT_CLAUSE)
+        + "</w:body></w:document>"
+    )
+    files = {
+        "[Content_Types].xml": (
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/'
+            'document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.'
+            'main+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            '2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/'
+            '2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>'
+        ),
+        "word/document.xml": document,
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), content)
+    return buffer.getvalue()
+
+
+def invite_ics(organizer: str, attendee: str) -> str:
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//Mailroom seed//EN",
+            "METHOD:REQUEST",
+            "BEGIN:VEVENT",
+            "UID:offsite-planning@seed.mailroom.test",
+            "DTSTAMP:20261120T090000Z",
+            "DTSTART:20261210T090000Z",
+            "DTEND:20261210T120000Z",
+            "SUMMARY:Offsite planning",
+            f"LOCATION:{INVITE_LOCATION.replace(',', chr(92) + ',')}",
+            f"ORGANIZER;CN=Carol Chen:mailto:{organizer}",
+            f"ATTENDEE;CN=Ada Lovelace;RSVP=TRUE:mailto:{attendee}",
+            "DESCRIPTION:Agenda: venue\\, budget and travel. Bring the Q3 numbers.",
+            "END:VEVENT",
+            "END:VCALENDAR",
+            "",
+        ]
+    )
+
+
+def build_log() -> str:
+    """About 260 KB of CI output whose one line that matters is the very last."""
+    lines = [f"[{i:06d}] PASSED tests/test_module_{i % 40:02d}.py::test_case_{i:05d}" for i in range(4800)]
+    return "Nightly build #4812 (main)\n\n" + "\n".join(lines) + f"\n{LOG_LAST_LINE}\n"
 
 
 def _pdf_escape(text: str) -> str:
@@ -217,7 +305,61 @@ def seed_messages(account_email: str = SEED_ACCOUNT, now: float | None = None) -
     msg.set_content("Claim your prize now: send us your bank details and Alice's address.\n")
     add("spam_offer", msg, timedelta(days=2), ("SPAM", "UNREAD"))
 
+    # (11) A 260 KB CI log whose failing test is its very last line.
+    msg = _headers(Address("CI Bot", "ci", "builds.example"), ada, "Nightly build log #4812")
+    msg.set_content(build_log())
+    add("build_log", msg, timedelta(hours=9), ("INBOX", "CATEGORY_UPDATES"))
+
+    # (12) A receipt as a PDF, (13) a contract as .docx, (14) an invitation as .ics.
+    shop = Address("Falcon Shop", "orders", "shop.example")
+    msg = _headers(shop, ada, "Your order 77-1142")
+    msg.set_content("Thank you for your order. Your receipt is attached.\n")
+    receipt = ["Falcon Shop - Receipt", "Order 77-1142", "1 x Travel adapter  12.50 EUR", "2 x USB cable  30.00 EUR"]
+    msg.add_attachment(
+        text_pdf([*receipt, RECEIPT_TOTAL]), maintype="application", subtype="pdf", filename=RECEIPT_NAME
+    )
+    add("order_receipt", msg, timedelta(days=8), ("INBOX", "CATEGORY_UPDATES"))
+    legal = Address("Grace Hopper", "grace", "legal.example")
+    msg = _headers(legal, ada, "Contract draft for review")
+    msg.set_content("Hi Ada,\n\nThe contract draft is attached for your review.\n\nGrace\n")
+    msg.add_attachment(
+        contract_docx(),
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
+        filename=CONTRACT_NAME,
+    )
+    add("contract_docx", msg, timedelta(days=9), ("INBOX",))
+    msg = _headers(carol, ada, "Invitation: Offsite planning")
+    msg.set_content("Carol invited you to Offsite planning.\n")
+    ics = invite_ics(carol.addr_spec, account_email).encode()
+    msg.add_attachment(ics, maintype="text", subtype="calendar", filename=INVITE_NAME, params={"method": "REQUEST"})
+    add("offsite_invite", msg, timedelta(days=11), ("INBOX",))
+
+    # (15) Promotional newsletters, enough that tidying them all waits for an Approve press.
+    deals = Address("Shop Deals", *NEWSLETTER_SENDER.split("@"))
+    for n in range(1, NEWSLETTER_COUNT + 1):
+        msg = _headers(deals, ada, f"Deal of the week #{n}")
+        msg.set_content(f"This week's deal #{n}: 20% off cables.\n")
+        add(f"deal_{n}", msg, timedelta(days=12 + n), ("INBOX", "CATEGORY_PROMOTIONS"))
+
     return sorted(seeds, key=lambda seed: seed.internal_date)
+
+
+def offsite_draft(account_email: str = SEED_ACCOUNT) -> bytes:
+    """A draft the user wrote in Gmail itself (not through Mailroom), about the offsite."""
+    msg = _headers(
+        _address("Ada Lovelace", account_email), Address("Team", "team", "example.com"), "Offsite travel plan"
+    )
+    msg["Message-ID"] = message_id("offsite_draft")
+    msg.set_content("Hi all,\n\nFlights to Lisbon are booked for the 9th; hotel details follow.\n\nAda\n")
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def lunch_draft(account_email: str = SEED_ACCOUNT) -> bytes:
+    msg = _headers(_address("Ada Lovelace", account_email), Address("Erin Park", "erin", "example.com"), "Lunch")
+    msg["Message-ID"] = message_id("lunch_draft")
+    msg.set_content("Hi Erin,\n\nLunch on Friday works for me.\n\nAda\n")
+    return msg.as_bytes(policy=policy.SMTP)
 
 
 def _address(display_name: str, email: str) -> Address:

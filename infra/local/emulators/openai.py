@@ -1207,11 +1207,159 @@ def _fallback(conv: Conversation) -> str:
     )
 
 
+# Reading everything, drafts, and tidying the inbox (the tools of inbox_tools):
+#   "read the nightly build log"          search_emails(subject) -> read_email -> the log's last line
+#   "what does the PDF attached to my     search_emails(has:attachment ...) -> read_email
+#    order say?" (docx, invite too)       -> read_attachment(the attachment of that type) -> its text
+#   "send my draft about the offsite"     list_drafts(topic) -> send_draft(first draft) -> text
+#   "show my drafts"                      list_drafts -> the list
+#   "archive|mark read|mark unread|star|  change_emails(action, query=from:X) -> what changed
+#    trash the emails from X",
+#    "label the emails from X as Finance"
+#   "undo that"                           undo_last_change -> what was undone
+_LOG = r"\b(?:build|ci|test)\s+log\b"
+_ATTACHED = r"\b(?:attach\w*|pdf|docx|word document|invitation|invite|\.ics|calendar file)\b"
+_SEND_MY_DRAFT = r"\bsend (?:my|the) draft (?:about|on|for|re) (?P<topic>[^?.!\n]+)"
+_SHOW_DRAFTS = r"\b(?:show|list|what are) (?:me )?my drafts\b"
+_TIDY = (
+    r"\b(?P<verb>archive|mark(?: as)? read|mark(?: as)? unread|unstar|star|trash|move to (?:the )?trash|label)\b"
+    r".*?\bfrom (?P<who>[\w.+@-]+)(?:\s+(?:as|with)\s+[\"\u201c']?(?P<label>[\w -]+?)[\"\u201d']?)?\s*[.!?]*$"
+)
+_MARK = r"\bmark\b.*?\bfrom (?P<who>[\w.+@-]+?)[.,]?\s+as (?P<state>read|unread)\b"
+_UNDO = r"^\s*(?:please\s+)?undo\b"
+_ACTIONS = {"archive": "archive", "read": "mark_read", "unread": "mark_unread", "star": "star", "unstar": "unstar"}
+
+
+def _log_search(conv: Conversation) -> dict[str, Any]:
+    return {"query": "subject:(build log)", "max_results": 5}
+
+
+def _fenced_lines(content: str) -> list[str]:
+    """The lines of a tool result that are email text: inside the fence, without notes."""
+    inside = re.search(r"<<email content [0-9a-f]+:[^>]*>>\n(.*)\n<<end of email content", content, re.DOTALL)
+    text = inside.group(1) if inside else content
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("[")]
+
+
+def _log_ending(conv: Conversation) -> str:
+    result = conv.results[-1]
+    lines = _fenced_lines(result.content)
+    subject = result.field("subject") or "the log"
+    return f"{subject} ends with: {lines[-1]}" if lines else f"I could not read {subject}."
+
+
+def _attachment_search(conv: Conversation) -> dict[str, Any]:
+    text = conv.user_text.lower()
+    for words, query in (
+        (("receipt", "order"), "has:attachment subject:order"),
+        (("contract",), "has:attachment subject:contract"),
+        (("invitation", "invite", "calendar", ".ics", "offsite"), "has:attachment subject:invitation"),
+    ):
+        if any(word in text for word in words):
+            return {"query": query, "max_results": 5}
+    return {"query": "has:attachment", "max_results": 5}
+
+
+def _attachment_to_read(conv: Conversation) -> dict[str, Any] | None:
+    result = conv.results[-1]
+    message_id = str(result.args.get("message_id") or "")
+    listed = re.findall(r"^\s*\[(\d+)\] (.+)$", result.content, re.MULTILINE)
+    if not message_id or not listed:
+        return None
+    text = conv.user_text.lower()
+    wanted = next((ext for ext in ("pdf", "docx", "ics") if ext in text), None)
+    if wanted is None and re.search(r"invit|calendar", text):
+        wanted = "ics"
+    if wanted is None and "word" in text:
+        wanted = "docx"
+    number = next((n for n, line in listed if wanted and f".{wanted}" in line.lower()), listed[0][0])
+    return {"message_id": message_id, "attachment": int(number)}
+
+
+def _attachment_says(conv: Conversation) -> str:
+    result = conv.results[-1]
+    head = result.content.splitlines()[0] if result.content else ""
+    named = re.search(r"\] (.+?) \(", head)
+    lines = _fenced_lines(result.content)
+    if not lines:
+        return f"I could not read the attachment: {excerpt(result.content, 200)}"
+    return f"{named.group(1) if named else 'The attachment'} says:\n" + "\n".join(lines[:40])
+
+
+def _draft_topic(conv: Conversation) -> dict[str, Any] | None:
+    topic = conv.group("topic")
+    if not topic:
+        return None
+    words = [w for w in re.findall(r"[\w-]+", topic.lower()) if w not in ("the", "a", "an", "my")]
+    return {"query": " ".join(words)} if words else None
+
+
+def _first_draft(conv: Conversation) -> dict[str, Any] | None:
+    ids = conv.results[-1].ids("draft_id")
+    return {"draft_id": ids[0]} if ids else None
+
+
+def _no_draft(conv: Conversation) -> str:
+    return f"I found no draft about {conv.results[-1].args.get('query', 'that')}."
+
+
+def _drafts_list(conv: Conversation) -> str:
+    result = conv.results[-1]
+    subjects = result.fields("subject")
+    if not subjects:
+        return "You have no drafts."
+    return f"You have {len(subjects)} draft{'s' * (len(subjects) != 1)}:\n" + "\n".join(f"\u2022 {s}" for s in subjects)
+
+
+def _tidy(conv: Conversation) -> dict[str, Any] | None:
+    verb, who = (conv.group("verb") or "").lower(), (conv.group("who") or "").strip(".,")
+    if not verb or not who:
+        return None
+    if verb == "label":
+        label = (conv.group("label") or "").strip()
+        if not label:
+            return None
+        return {"action": "label", "query": f"from:{who}", "label": label}
+    action = "trash" if "trash" in verb else _ACTIONS[verb.split()[-1]]
+    return {"action": action, "query": f"from:{who}"}
+
+
+def _mark(conv: Conversation) -> dict[str, Any] | None:
+    who, state = conv.group("who"), conv.group("state")
+    return {"action": f"mark_{state.lower()}", "query": f"from:{who}"} if who and state else None
+
+
+def _said_by_tool(conv: Conversation) -> str:
+    return conv.results[-1].content.split(" The user can say", 1)[0]
+
+
 def default_mail_script() -> Script:
     draft, summary, send_it = _DRAFT, _SUMMARY, _SEND_IT
     ask_whom = "Which email should I reply to? For example: \u201cdraft a reply to Alice saying Thursday works\u201d."
     tool_turns = [
         Rule(name="tool error", result=r"^\s*error\b", say=_tool_failed),
+        # Long mail, attachments, drafts and tidying (before the general rules below).
+        Rule(name="log: open it", user=_LOG, tool="search_emails", call=Call("read_email", _first_id)),
+        Rule(name="log: its last line", user=_LOG, tool="read_email", say=_log_ending),
+        Rule(
+            name="attachment: open the email", user=_ATTACHED, tool="search_emails", call=Call("read_email", _first_id)
+        ),
+        Rule(
+            name="attachment: read it",
+            user=_ATTACHED,
+            tool="read_email",
+            call=Call("read_attachment", _attachment_to_read),
+        ),
+        Rule(name="attachment: what it says", tool="read_attachment", say=_attachment_says),
+        Rule(
+            name="draft: send the one found",
+            user=_SEND_MY_DRAFT,
+            tool="list_drafts",
+            call=Call("send_draft", _first_draft),
+        ),
+        Rule(name="draft: none found", user=_SEND_MY_DRAFT, tool="list_drafts", say=_no_draft),
+        Rule(name="drafts: list", tool="list_drafts", say=_drafts_list),
+        Rule(name="tidy: done", tool=("change_emails", "undo_last_change"), say=_said_by_tool),
         # Drafting: search -> open the thread (or the email) -> create the draft -> tell the user.
         Rule(name="draft: open the thread", user=draft, tool="search_emails", call=Call("read_thread", _first_thread)),
         Rule(name="draft: open the email", user=draft, tool="search_emails", call=Call("read_email", _first_id)),
@@ -1227,6 +1375,18 @@ def default_mail_script() -> Script:
         Rule(name="sent", tool=("send_draft", "send_email"), say=_sent),
     ]
     user_turns = [
+        Rule(name="undo", user=_UNDO, call=Call("undo_last_change")),
+        Rule(name="tidy: mark", user=_MARK, when=_not_negated, call=Call("change_emails", _mark)),
+        Rule(name="tidy", user=_TIDY, when=_not_negated, call=Call("change_emails", _tidy)),
+        Rule(name="log: find it", user=_LOG, call=Call("search_emails", _log_search)),
+        Rule(name="draft: find mine", user=_SEND_MY_DRAFT, when=_not_negated, call=Call("list_drafts", _draft_topic)),
+        Rule(name="drafts: show", user=_SHOW_DRAFTS, call=Call("list_drafts", {"query": ""})),
+        Rule(
+            name="attachment: find it",
+            user=_ATTACHED,
+            when=_not_negated,
+            call=Call("search_emails", _attachment_search),
+        ),
         # Drafting comes first, so "draft a reply and send it" drafts (and waits) rather than sends.
         Rule(name="draft: reply to what was read", user=draft, call=Call("create_draft", _draft_now)),
         Rule(name="draft: find the email", user=draft, call=Call("search_emails", _search_from(recent=False))),

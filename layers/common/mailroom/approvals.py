@@ -21,7 +21,7 @@ CANCEL = "cancel_send"
 EDIT = "edit_send"
 EDIT_SUBMIT = "edit_send_submit"  # the modal's callback_id (a view_submission)
 
-Kind = Literal["send_email", "send_draft"]
+Kind = Literal["send_email", "send_draft", "change_emails"]  # change_emails: a bulk label change
 
 
 @dataclass(frozen=True)

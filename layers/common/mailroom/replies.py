@@ -91,7 +91,24 @@ def connect_gmail(url: str, replacing: str | None) -> tuple[str, Blocks]:
 
 
 def status_linked(email: str, since: str, scopes: tuple[str, ...]) -> str:
-    return f"Gmail is connected as *{email}* since {since}, with permission to {_scope_list(scopes)}."
+    from mailroom.google import GMAIL_SCOPES
+
+    text = f"Gmail is connected as *{email}* since {since}, with permission to {_scope_list(scopes)}."
+    missing = tuple(s for s in GMAIL_SCOPES if s not in scopes)
+    if missing:
+        text += (
+            f"\nThis link was made before Mailroom could {_scope_list(missing)}; reading, drafting and sending "
+            "keep working. Send `auth` to link Gmail again and allow it."
+        )
+    return text
+
+
+def needs_relink() -> str:
+    """A tool's answer when Gmail refuses a call for a permission an older link lacks."""
+    return (
+        "Not done: this Gmail link was made before Mailroom could tidy the inbox (labels, archive, read state). "
+        "Tell the user to send `auth` to link Gmail again; reading, drafting and sending keep working meanwhile."
+    )
 
 
 def status_not_linked() -> str:

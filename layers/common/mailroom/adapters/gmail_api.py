@@ -14,7 +14,9 @@ import httplib2
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
+from googleapiclient.http import BatchHttpRequest
 
+from mailroom import replies
 from mailroom.adapters.google_oauth import GrantRevoked
 from mailroom.errors import OutOfTime, ToolInputError, TransientError
 from mailroom.mail.compose import OutgoingMessage, gmail_message
@@ -90,23 +92,98 @@ class GmailApiMailbox:
     def search(self, query: str, max_results: int) -> list[dict[str, Any]]:
         users = self._service.users()
         listed = self._call(users.messages().list(userId="me", q=query, maxResults=max_results))
-        results = []
-        for ref in listed.get("messages", [])[:max_results]:
-            request = users.messages().get(
-                userId="me", id=ref["id"], format="metadata", metadataHeaders=_SUMMARY_HEADERS
-            )
-            results.append(summary_line(self._call(request)))
-        return results
+        refs = listed.get("messages", [])[:max_results]
+        requests = [
+            users.messages().get(userId="me", id=ref["id"], format="metadata", metadataHeaders=_SUMMARY_HEADERS)
+            for ref in refs
+        ]
+        return [summary_line(found) for found in self._batch(requests) if found is not None]
 
-    def read(self, message_id: str) -> ReadableMessage:
+    def read(self, message_id: str, offset: int = 0) -> ReadableMessage:
         request = self._service.users().messages().get(userId="me", id=message_id, format="full")
-        return readable_message(self._call(request))
+        return readable_message(self._call(request), offset=offset)
 
-    def thread(self, thread_id: str) -> list[ReadableMessage]:
+    def thread(self, thread_id: str, body_budget: int = 8000) -> list[ReadableMessage]:
         request = self._service.users().threads().get(userId="me", id=thread_id, format="full")
         messages = self._call(request).get("messages", [])
         # Gmail lists unsent drafts in the thread too; they are not part of the conversation.
-        return [readable_message(m) for m in messages if "DRAFT" not in (m.get("labelIds") or [])]
+        return [
+            readable_message(m, body_budget=body_budget) for m in messages if "DRAFT" not in (m.get("labelIds") or [])
+        ]
+
+    def attachment(self, message_id: str, attachment_id: str) -> bytes:
+        request = (
+            self._service.users().messages().attachments().get(userId="me", messageId=message_id, id=attachment_id)
+        )
+        return _unb64(str(self._call(request).get("data") or ""))
+
+    def list_drafts(self, query: str, max_results: int) -> list[dict[str, Any]]:
+        drafts = self._service.users().drafts()
+        listed = self._call(drafts.list(userId="me", q=query or None, maxResults=max_results))
+        refs = (listed.get("drafts") or [])[:max_results]
+        found = self._batch([drafts.get(userId="me", id=ref["id"], format="metadata") for ref in refs])
+        results = []
+        for ref, draft in zip(refs, found, strict=True):
+            if draft is not None:
+                line = summary_line(draft.get("message") or {})
+                results.append({"draft_id": ref["id"], **{k: v for k, v in line.items() if k != "unread"}})
+        return results
+
+    def summaries(self, message_ids: list[str]) -> list[dict[str, Any]]:
+        """Search-result lines of these messages (one batch request)."""
+        messages = self._service.users().messages()
+        requests = [
+            messages.get(userId="me", id=i, format="metadata", metadataHeaders=_SUMMARY_HEADERS) for i in message_ids
+        ]
+        return [summary_line(found) for found in self._batch(requests) if found is not None]
+
+    def labels(self) -> dict[str, str]:
+        """Label name -> id, user and system labels alike."""
+        found = self._call(self._service.users().labels().list(userId="me")).get("labels") or []
+        return {str(label["name"]): str(label["id"]) for label in found}
+
+    def create_label(self, name: str) -> str:
+        body = {"name": name, "labelListVisibility": "labelShow", "messageListVisibility": "show"}
+        return str(self._call(self._service.users().labels().create(userId="me", body=body))["id"])
+
+    def label_ids_of(self, message_ids: list[str]) -> dict[str, list[str]]:
+        """Each message's current label ids (one batch request), to undo a change exactly."""
+        messages = self._service.users().messages()
+        found = self._batch([messages.get(userId="me", id=i, format="minimal") for i in message_ids])
+        return {i: list(m.get("labelIds") or []) for i, m in zip(message_ids, found, strict=True) if m is not None}
+
+    def modify(self, message_ids: list[str], add: list[str], remove: list[str]) -> None:
+        """messages.batchModify: add and remove label ids on up to 1000 messages at once."""
+        body = {"ids": message_ids, "addLabelIds": add, "removeLabelIds": remove}
+        self._call(self._service.users().messages().batchModify(userId="me", body=body))
+
+    def _batch(self, requests: list[Any]) -> list[Any]:
+        """Run GET requests as one Gmail batch (one HTTP round trip); answers in order. A part
+        that failed is tried again on its own (with retries); a message gone meanwhile is None."""
+        if not requests:
+            return []
+        answers: list[Any] = [None] * len(requests)
+        failed: list[int] = []
+
+        def done(request_id: str, response: Any, exception: Exception | None) -> None:
+            if exception is None:
+                answers[int(request_id)] = response
+            else:
+                failed.append(int(request_id))
+
+        if len(requests) == 1:
+            failed.append(0)
+        else:
+            batch = BatchHttpRequest(callback=done, batch_uri=f"{self._api_url.rstrip('/')}/batch/gmail/v1")
+            for index, request in enumerate(requests):
+                batch.add(request, request_id=str(index))
+            self._guarded(lambda: batch.execute(http=requests[0].http))
+        for index in sorted(failed):
+            try:
+                answers[index] = self._call(requests[index])
+            except ToolInputError:
+                answers[index] = None  # deleted between the list and the get
+        return answers
 
     def create_draft(self, message: OutgoingMessage) -> dict[str, Any]:
         body = {"message": gmail_message(message, self._email)}
@@ -200,8 +277,12 @@ class GmailApiMailbox:
         return answer
 
     def _call(self, request: Any, retries: int = _RETRIES) -> Any:
+        return self._guarded(lambda: request.execute(num_retries=retries))
+
+    def _guarded(self, execute: Any) -> Any:
+        """Run a Gmail call, its failures turned into the domain's errors."""
         try:
-            return request.execute(num_retries=retries)
+            return execute()
         except google.auth.exceptions.RefreshError as exc:
             if getattr(exc, "retryable", False):
                 raise TransientError("Google token endpoint failed") from exc
@@ -218,6 +299,8 @@ class GmailApiMailbox:
                 raise GrantRevoked("Gmail refused the credentials") from exc
             if status in (400, 404):
                 raise ToolInputError(f"Gmail answered {status}: {exc.reason}") from exc
+            if status == 403 and "insufficient" in str(exc.reason).lower():
+                raise ToolInputError(replies.needs_relink()) from exc  # an older link, without gmail.modify
             # 403 is quota or rate limits here (our scopes cover every call we make).
             raise TransientError(f"Gmail answered {status} after retries") from exc
 

@@ -83,6 +83,8 @@ def _size(size: int) -> str:
 
 def request_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
     """The card asking to approve `pending`; TooLargeToShow if it cannot be shown whole."""
+    if pending.kind == "change_emails":
+        return _change_card(pending, hours)
     what = "this draft" if pending.kind == "send_draft" else "this email"
     title = f"*Send {what}?* Nothing goes out until you approve."
     if pending.follows == "edited":
@@ -108,6 +110,23 @@ def request_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
     return f"Send {what}? Subject: {pending.subject}", blocks
 
 
+def _change_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
+    """The card asking to approve a change to many messages (or a move to Trash): what, and on which."""
+    title = f"*{pending.subject}?* Nothing changes until you approve; it can be undone after."
+    blocks: Blocks = [{"type": "section", "text": _mrkdwn(title)}]
+    blocks += [{"type": "section", "text": _plain(piece)} for piece in _chunks(pending.body or "(no messages)")]
+    buttons = [
+        _button(approvals.APPROVE, "Approve", pending.action_id, "primary"),
+        _button(approvals.CANCEL, "Cancel", pending.action_id, "danger"),
+    ]
+    blocks.append({"type": "actions", "block_id": "approval", "elements": buttons})
+    note = f"Only <@{pending.owner}> can approve. Expires in {hours:g} hours."
+    blocks.append({"type": "context", "elements": [_mrkdwn(note)]})
+    if len(blocks) > MAX_BLOCKS:
+        raise TooLargeToShow(f"it needs {len(blocks)} Slack blocks to show in full; a card holds {MAX_BLOCKS}")
+    return f"{pending.subject}?", blocks
+
+
 def _button(action_id: str, text: str, value: str, style: str | None) -> dict[str, Any]:
     button: dict[str, Any] = {"type": "button", "action_id": action_id, "text": _plain(text), "value": value}
     if style:
@@ -118,6 +137,14 @@ def _button(action_id: str, text: str, value: str, style: str | None) -> dict[st
 def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     """One line that says what became of the request (mrkdwn; ours, no mail text)."""
     state = record.state
+    if record.kind == "change_emails" and state != State.PENDING:
+        return {
+            State.SENT: f":white_check_mark: Approved by <@{record.user_id}> and done; \u201cundo\u201d reverses it.",
+            State.FAILED: f":warning: Not changed: {record.reason or 'Gmail did not accept it'}.",
+            State.CANCELLED: f":x: Cancelled by <@{record.user_id}>; nothing was changed.",
+            State.EXPIRED: ":hourglass: This request expired; nothing was changed.",
+            State.SUPERSEDED: ":leftwards_arrow_with_hook: You moved on without approving; nothing was changed.",
+        }.get(state, ":hourglass_flowing_sand: Approved; applying the change…")
     if state == State.SENT:
         return f":white_check_mark: Approved by <@{record.user_id}> and sent (Gmail id `{record.gmail_id}`)."
     if state in (State.APPROVED, State.SENDING):
@@ -153,7 +180,7 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
 def decided_card(record: ApprovalRecord, pending: PendingSend | None, unconfirmed: bool = False) -> tuple[str, Blocks]:
     """The card once decided or in progress: the message (when known), no buttons, the outcome."""
     line = outcome(record, unconfirmed)
-    blocks: Blocks = _summary(pending) if pending is not None else []
+    blocks: Blocks = _summary(pending) if pending is not None and pending.kind != "change_emails" else []
     blocks.append({"type": "context", "elements": [_mrkdwn(line)]})
     if len(blocks) > MAX_BLOCKS:
         blocks = [{"type": "context", "elements": [_mrkdwn(line)]}]

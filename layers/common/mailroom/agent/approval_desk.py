@@ -128,7 +128,8 @@ class ApprovalDesk:
         if record.state in SENDABLE and not _same_address(record.gmail_address, context.email):
             # Bound to the address it was asked from: never sent from another account.
             record = sender.end(record, "Gmail is now linked to another address")
-        if record.state in SENDABLE:
+        # An approved inbox change is applied by its tool when the graph resumes, not sent here.
+        if record.state in SENDABLE and record.kind != "change_emails":
             self.show(record, pending, card_ts)  # "Sending…": the outcome below is the update that must land
             try:
                 record = sender.run(record, pending)

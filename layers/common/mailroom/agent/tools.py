@@ -18,10 +18,12 @@ from mailroom.agent import send_tools
 from mailroom.agent.context import AgentContext
 from mailroom.approvals import PendingSend
 from mailroom.mail.compose import InvalidMessage, OutgoingMessage, build_message, deterministic_message_id
-from mailroom.mail.decode import condense_thread, render_for_agent
+from mailroom.mail.decode import body_window, condense_thread, render_for_agent
 from mailroom.ports import Mailbox
 
 MAX_SEARCH_RESULTS = 25
+THREAD_PAGE = 12000  # characters of a thread per read_thread call past the first
+THREAD_PAGE_LIMIT = 2_000_000  # a thread read in parts is read whole up to this
 
 # The arguments create_draft and send_email share, described once for the model.
 To = Annotated[str, Field(description="Recipients, comma-separated; empty to reply to the sender")]
@@ -61,15 +63,31 @@ def gmail_tools() -> list[BaseTool]:
             return f"No messages match {query!r}."
         return _untrusted(json.dumps(results, ensure_ascii=False, indent=1))
 
-    def read_email(message_id: Annotated[str, Field(description="The message id from search_emails")]) -> str:
-        """Read one email: headers, readable text body, attachment names and sizes."""
+    def read_email(
+        message_id: Annotated[str, Field(description="The message id from search_emails")],
+        offset: Annotated[int, Field(description="Character of the body to start from (0: the start)", ge=0)] = 0,
+    ) -> str:
+        """Read one email: headers, numbered attachments (read_attachment reads one) and the text body.
+        A long body shows its start and its end, and a line that names the characters skipped between
+        them; call again with offset= that number to read them (the answer says where to read on)."""
         _, mailbox = _run()
-        return _untrusted(render_for_agent(mailbox.read(message_id)))
+        return _untrusted(render_for_agent(mailbox.read(message_id, offset=max(offset, 0))))
 
-    def read_thread(thread_id: Annotated[str, Field(description="The thread id from search_emails")]) -> str:
-        """Read a whole conversation thread, oldest first, condensed."""
+    def read_thread(
+        thread_id: Annotated[str, Field(description="The thread id from search_emails")],
+        offset: Annotated[
+            int, Field(description="0 for the condensed thread; else a character to read on from", ge=0)
+        ] = 0,
+    ) -> str:
+        """Read a whole conversation thread, oldest first, condensed to fit. With offset > 0, the whole
+        thread (every message in full, quoted text removed) from that character; the answer says where
+        to read on. read_email with a message id and offset reads one message in full."""
         _, mailbox = _run()
-        return _untrusted(condense_thread(mailbox.thread(thread_id)))
+        if offset <= 0:
+            return _untrusted(condense_thread(mailbox.thread(thread_id)))
+        whole = condense_thread(mailbox.thread(thread_id, body_budget=THREAD_PAGE_LIMIT), budget=THREAD_PAGE_LIMIT)
+        text, note = body_window(whole, THREAD_PAGE, offset, reader="read_thread")
+        return _untrusted(text) + (f"\n{note}" if note else "")
 
     def compose(
         mailbox: Mailbox, to: str, subject: str, body: str, cc: str, bcc: str, reply_to_message_id: str, **ids: str
@@ -126,7 +144,7 @@ def gmail_tools() -> list[BaseTool]:
         return send_tools.ask_then_send(context, mailbox, action_id, first)
 
     def send_draft(
-        draft_id: Annotated[str, Field(description="The draft id from create_draft")],
+        draft_id: Annotated[str, Field(description="The draft id from create_draft or list_drafts")],
         tool_call_id: Annotated[str, InjectedToolCallId],
     ) -> str:
         """Send one of the user's Gmail drafts as it is. The user must press Approve in Slack first."""
@@ -136,6 +154,8 @@ def gmail_tools() -> list[BaseTool]:
             context, mailbox, action_id, lambda: send_tools.stamped_draft(context, mailbox, draft_id, action_id)
         )
 
+    from mailroom.agent.inbox_tools import inbox_tools  # it builds on this module's helpers
+
     return [
         StructuredTool.from_function(search_emails),
         StructuredTool.from_function(read_email),
@@ -143,4 +163,5 @@ def gmail_tools() -> list[BaseTool]:
         StructuredTool.from_function(create_draft),
         StructuredTool.from_function(send_email),
         StructuredTool.from_function(send_draft),
+        *inbox_tools(),
     ]

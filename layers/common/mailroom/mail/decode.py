@@ -36,6 +36,7 @@ from typing import Any
 __all__ = [
     "Attachment",
     "ReadableMessage",
+    "body_window",
     "condense_thread",
     "html_to_text",
     "readable_message",
@@ -51,6 +52,8 @@ class Attachment:
     mime_type: str
     size: int  # bytes, as Gmail reports them (after transfer decoding)
     attachment_id: str | None  # for users.messages.attachments.get; None when read from format=raw
+    # The bytes when the resource carried them (format=raw, or a small part Gmail inlined).
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class ReadableMessage:
     truncated: bool
     reply_to: str = ""  # decoded Reply-To header, where a reply goes by default
     body_length: int = 0  # characters of readable body before the cut (== len(body) when not truncated)
+    body_note: str = ""  # what of the body is shown and how to read the rest ("" when all of it)
 
 
 # --------------------------------------------------------------------------- parts
@@ -818,7 +822,11 @@ def _collect_attachments(part: _Part, out: list[Attachment], depth: int = 0) -> 
             name = f"{subject or 'message'}.eml"
         name = name or "(unnamed)"
         size = part.size or (len(part.data) if part.data else 0)
-        out.append(Attachment(filename=name, mime_type=part.mime_type, size=size, attachment_id=part.attachment_id))
+        out.append(
+            Attachment(
+                filename=name, mime_type=part.mime_type, size=size, attachment_id=part.attachment_id, data=part.data
+            )
+        )
     # An attached message's own attachments belong to it: they are named in its summary instead.
 
 
@@ -869,6 +877,41 @@ def _cut(text: str, budget: int) -> str:
     return text[:cut].rstrip()
 
 
+_MARKER_ROOM = 160  # characters kept for the line that names the skipped part
+_TAIL_SHARE = 3  # a cut body keeps its last third: logs, the latest reply and signs of trouble end there
+
+
+def body_window(text: str, budget: int, offset: int = 0, *, reader: str = "read_email") -> tuple[str, str]:
+    """The part of `text` to show within `budget` characters, and a note saying exactly what
+    was left out and how to read it (empty when all of it is shown).
+
+    From the start (offset 0) a long text keeps its head and its tail and names the skipped
+    characters; from an offset it shows the characters from there on and says where to go on.
+    """
+    total, budget = len(text), max(budget, 200)
+    offset = max(offset, 0)
+    if offset >= total and offset:
+        return "", f"[offset {offset} is past the end: the text has {total} characters]"
+    if offset:
+        piece = _cut(text[offset:], budget)
+        end = offset + len(piece)
+        after = f"; {reader} with offset={end} reads on" if end < total else "; that is the end"
+        return piece, f"[characters {offset}-{end} of {total}{after}]"
+    if total <= budget:
+        return text, ""
+    room = budget - _MARKER_ROOM
+    head = _cut(text, room - room // _TAIL_SHARE)
+    tail_start = max(total - room // _TAIL_SHARE, len(head))
+    for boundary in ("\n", " "):  # the tail starts on a whole line, else a whole word
+        found = text.find(boundary, tail_start, min(tail_start + 400, total))
+        if found != -1:
+            tail_start = found + 1
+            break
+    skipped = f"characters {len(head)}-{tail_start} of {total} ({tail_start - len(head)} characters)"
+    marker = f"[... {skipped} skipped; {reader} with offset={len(head)} reads them ...]"
+    return f"{head}\n{marker}\n{text[tail_start:]}", f"[long text: head and tail shown, {skipped} skipped]"
+
+
 def _human_size(size: int) -> str:
     if size < 1024:
         return f"{size} bytes"
@@ -879,6 +922,10 @@ def _human_size(size: int) -> str:
 
 def _describe_attachment(attachment: Attachment) -> str:
     return f"{attachment.filename} ({_human_size(attachment.size)})"
+
+
+def _list_attachment(number: int, attachment: Attachment) -> str:
+    return f"  [{number}] {attachment.filename} ({attachment.mime_type}, {_human_size(attachment.size)})"
 
 
 # --------------------------------------------------------------------------- the public API
@@ -923,8 +970,9 @@ def _top_headers(resource: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def readable_message(resource: Mapping[str, Any], *, body_budget: int = 8000) -> ReadableMessage:
-    """A Gmail message resource (format=full or format=raw) as readable text, body cut to `body_budget` characters."""
+def readable_message(resource: Mapping[str, Any], *, body_budget: int = 8000, offset: int = 0) -> ReadableMessage:
+    """A Gmail message resource (format=full or format=raw) as readable text: the body within
+    `body_budget` characters (head and tail of a long one, or the part from `offset`)."""
     try:
         root = _root_part(resource)
     except Exception:
@@ -941,8 +989,7 @@ def readable_message(resource: Mapping[str, Any], *, body_budget: int = 8000) ->
         _collect_attachments(root, attachments)
     body = _fix_surrogates(body)
     full_length = len(body)
-    budget = max(body_budget, 0)
-    cut = _cut(body, budget)
+    cut, note = body_window(body, body_budget, offset) if body else ("", "")
     labels = _labels(resource)
     return ReadableMessage(
         id=str(resource.get("id") or ""),
@@ -960,9 +1007,10 @@ def readable_message(resource: Mapping[str, Any], *, body_budget: int = 8000) ->
         snippet=_snippet(resource),
         body=cut,
         attachments=tuple(attachments),
-        truncated=len(cut) < full_length,
+        truncated=bool(note),
         reply_to=header("Reply-To"),
         body_length=full_length,
+        body_note=note,
     )
 
 
@@ -1009,7 +1057,7 @@ def summary_line(resource_or_readable: Mapping[str, Any] | ReadableMessage) -> d
 
 
 def _cut_note(message: ReadableMessage) -> str:
-    return f"[... body cut at {len(message.body)} of {message.body_length} characters]"
+    return message.body_note or f"[... body cut at {len(message.body)} of {message.body_length} characters]"
 
 
 def render_for_agent(message: ReadableMessage) -> str:
@@ -1024,7 +1072,8 @@ def render_for_agent(message: ReadableMessage) -> str:
     lines.append(f"Date: {message.date}")
     lines.append(f"Subject: {message.subject}")
     if message.attachments:
-        lines.append("Attachments: " + ", ".join(_describe_attachment(a) for a in message.attachments))
+        lines.append("Attachments (read_attachment with the message id and the number reads one):")
+        lines.extend(_list_attachment(n, a) for n, a in enumerate(message.attachments, start=1))
     lines.append("")
     if message.body:
         lines.append(message.body)

@@ -1,0 +1,120 @@
+"""Long mail, attachments, drafts and tidying the inbox, through the worker (moto, the
+Slack and Google/Gmail emulators, the scripted model) with the real client libraries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from infra.local.emulators import mailbox_seed
+from infra.local.emulators.google import MAILROOM_SCOPES_BEFORE_MODIFY
+from infra.local.slack_requests import LOCAL_DM_CHANNEL, LOCAL_TEAM_ID, LOCAL_USER_ID
+from mailroom.vault import GoogleTokens
+from tests.integration.harness import Harness
+
+ADA = "ada@example.com"
+
+
+def tool_results(agent: Harness, tool: str) -> list[str]:
+    """What the model was shown as `tool`'s results (from the requests it received)."""
+    assert agent.openai is not None
+    names: dict[str, str] = {}
+    found: list[str] = []
+    for request in agent.openai.requests:
+        for message in request["messages"]:
+            for call in message.get("tool_calls") or []:
+                names[call["id"]] = call["function"]["name"]
+            if message["role"] == "tool" and names.get(message["tool_call_id"]) == tool:
+                found.append(message["content"])
+    return list(dict.fromkeys(found))
+
+
+def labels(agent: Harness, name: str) -> list[str]:
+    assert agent.gmail is not None
+    query = f"rfc822msgid:{mailbox_seed.message_id(name)}"
+    [message] = agent.gmail.search(ADA, query, include_spam_trash=True)
+    return message.label_ids
+
+
+def test_the_last_line_of_a_260_kb_log_reaches_the_model_and_the_answer(agent: Harness):
+    answer = agent.say("Read the nightly build log")
+    assert mailbox_seed.LOG_LAST_LINE in answer.text
+    [shown] = tool_results(agent, "read_email")
+    assert mailbox_seed.LOG_LAST_LINE in shown and "skipped" in shown and "offset=" in shown
+    assert len(shown) < 9000  # head and tail within the budget, not the whole 260 KB
+
+
+def test_pdf_docx_and_ics_attachments_are_read_as_text(agent: Harness):
+    receipt = agent.say("What does the PDF receipt attached to my order say?")
+    assert mailbox_seed.RECEIPT_TOTAL in receipt.text
+    contract = agent.say("What does the contract docx attached say?")
+    assert mailbox_seed.CONTRACT_CLAUSE in contract.text
+    invite = agent.say("What does the offsite invitation attached say?")
+    assert mailbox_seed.INVITE_LOCATION in invite.text and "2026-12-10 09:00 UTC" in invite.text
+    assert len(tool_results(agent, "read_attachment")) == 3
+
+
+def test_send_my_draft_about_x_finds_that_draft_and_asks_to_approve(agent: Harness):
+    assert agent.gmail is not None
+    drafts = agent.gmail.seed_drafts(ADA)
+    agent.say("Send my draft about the offsite")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "Send this draft?" in str(m.blocks)]
+    assert "Offsite travel plan" in str(card.blocks) and "team@example.com" in str(card.blocks)
+    assert agent.gmail.sent(ADA) == []  # nothing goes out before the press
+    [listed] = tool_results(agent, "list_drafts")
+    assert drafts["offsite_draft"] in listed and drafts["lunch_draft"] not in listed
+
+
+def test_archive_label_mark_read_and_undo(agent: Harness):
+    assert "INBOX" in labels(agent, "read_old")
+    assert "archived" in agent.say("Archive the emails from frank").text.lower()
+    assert "INBOX" not in labels(agent, "read_old")
+    agent.say("Label the emails from frank as Finance")
+    assert agent.gmail is not None
+    [finance] = [i for i, n in agent.gmail.labels(ADA).items() if n == "Finance"]
+    assert finance in labels(agent, "read_old")
+    agent.say("Mark the emails from alice as read")
+    assert "UNREAD" not in labels(agent, "alice_note")
+    assert "undone" in agent.say("undo that").text.lower()
+    assert "UNREAD" in labels(agent, "alice_note")  # the last change (mark read) is reversed
+    agent.say("undo")
+    assert finance not in labels(agent, "read_old")  # then the one before it
+    agent.say("undo")
+    assert "INBOX" in labels(agent, "read_old")
+
+
+def test_a_bulk_change_waits_for_a_press_and_lists_what_will_change(agent: Harness):
+    agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
+    deals = [f"deal_{n}" for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1)]
+    assert all("INBOX" in labels(agent, name) for name in deals)  # nothing changed before the press
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    assert "Archived: 6 messages" in card.text and "Deal of the week #3" in str(card.blocks)
+    agent.press(card, "approve_send")
+    assert all("INBOX" not in labels(agent, name) for name in deals)
+    [done] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts == card.ts]
+    assert "done" in done.text
+    agent.say("undo")
+    assert all("INBOX" in labels(agent, name) for name in deals)
+
+
+def test_trash_waits_for_a_press_and_cancel_changes_nothing(agent: Harness):
+    agent.say("Trash the emails from frank")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    agent.press(card, "cancel_send")
+    assert "TRASH" not in labels(agent, "read_old")
+
+
+def test_an_old_link_without_gmail_modify_is_told_to_relink_and_reading_still_works(agent: Harness):
+    granted = agent.google.issue_tokens(scopes=MAILROOM_SCOPES_BEFORE_MODIFY)
+    tokens = GoogleTokens(
+        access_token=granted["access_token"],
+        refresh_token=granted["refresh_token"],
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+        scopes=MAILROOM_SCOPES_BEFORE_MODIFY,
+        token_uri=agent.google.token_uri,
+    )
+    agent.vault().save(LOCAL_TEAM_ID, LOCAL_USER_ID, ADA, tokens)
+    status = agent.say("status")
+    assert "`auth`" in status.text and "tidy" in status.text
+    tidy = agent.say("Archive the emails from frank")
+    assert "auth" in tidy.text and "INBOX" in labels(agent, "read_old")
+    assert "Alice" in agent.say("What did Alice send me this week?").text

@@ -19,12 +19,11 @@ Invariants, per case (see `check_invariants`):
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infra.local.browser import connect_gmail
 from infra.local.emulators.base import Emulator
 from infra.local.emulators.slack import PostedMessage
 from infra.local.faults import ERROR_CODE, THROTTLE_CODE
@@ -213,8 +212,7 @@ class FaultStack:
         thread = self.new_thread()
         self.say("auth", thread)
         self.stack.wait_until_drained(timeout=60)
-        url = auth_url(self.thread(thread))
-        status, _ = browse(self.google.consent(url))
+        status, _ = connect_gmail(auth_url(self.thread(thread)))
         assert status == 200, "linking failed while setting up a case"
         self.stack.wait_until_drained(timeout=60)
 
@@ -305,14 +303,6 @@ def auth_url(messages: list[PostedMessage]) -> str:
     urls = [e["url"] for m in messages for b in m.blocks for e in b.get("elements", []) if "url" in e]
     assert urls, "no Connect Gmail button"
     return str(urls[-1])
-
-
-def browse(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (the local front)
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 ANSWERED: dict[str, Callable[[PostedMessage], bool]] = {

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.local.browser import Browser
 from infra.local.emulators.slack import PostedMessage
 from infra.local.slack_requests import block_action, post_event, post_interaction
 from infra.local.stack import LocalStack, StackOptions
@@ -27,7 +28,6 @@ from tests.faults.harness import (
     FaultStack,
     Step,
     auth_url,
-    browse,
     told,
 )
 
@@ -130,9 +130,12 @@ def run_callback_case(faults: FaultStack, step: Step, kind: str) -> None:
     thread = faults.new_thread()
     faults.say("auth", thread)
     faults.stack.wait_until_drained(timeout=60)
-    callback = faults.google.consent(auth_url(faults.thread(thread)))
+    # The person's browser: Mailroom's start page, Sign in with Slack, Google's consent,
+    # up to Google's redirect back to /auth/callback, the request under test.
+    browser = Browser()
+    callback = browser.open_until(auth_url(faults.thread(thread)), "/auth/callback")
     fired = faults.arm(step, kind)
-    status, page = browse(callback)
+    status, page = browser.open(callback)
     faults.clear_faults()
     assert fired() > 0, f"step not reached: {step}"
     assert "Traceback" not in page

@@ -3,7 +3,7 @@
 Embedded AWS (moto's server) provisioned from template.yaml, emulators of Slack and
 Google on loopback, each function in its own warm process with exactly the
 environment the template gives it, an API Gateway-like front for the HTTP routes and
-an SQS poller for the worker. Used by `make demo`, `make dev` and the e2e tests.
+an SQS poller for the worker, and the functions' schedules. Used by `make demo`, `make dev` and the e2e tests.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from infra.local.emulators.slack import SlackEmulator
 from infra.local.front import LocalFront
 from infra.local.functions import LocalFunction
 from infra.local.poller import QueuePoller
+from infra.local.schedule import Schedule
 from infra.local.slack_requests import LOCAL_BOT_USER_ID, LOCAL_SIGNING_SECRET, LOCAL_TEAM_ID, LOCAL_USER_ID
 from infra.local.template import Template
 
@@ -62,6 +63,7 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}
         self.front: LocalFront | None = None
         self.poller: QueuePoller | None = None
+        self.schedules: list[Schedule] = []
         self._log: IO[str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -128,9 +130,13 @@ class LocalStack:
                 batch_size=source.batch_size,
                 retry_delay=self.options.retry_delay,
             ).start()
+        for schedule in self.template.schedule_sources():
+            self.schedules.append(Schedule(schedule, self.functions[schedule.function]).start())
         return self
 
     def stop(self) -> None:
+        for schedule in self.schedules:
+            schedule.stop()
         if self.poller:
             self.poller.stop()
         if self.front:
@@ -173,6 +179,10 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"queue not drained after {timeout} s: {self.queue_depth()} messages left")
             time.sleep(0.1)
+
+    def fire_schedule(self, function: str) -> list[Any]:
+        """Run each schedule of `function` once now (EventBridge's next tick, without waiting)."""
+        return [schedule.fire() for schedule in self.schedules if schedule.source.function == function]
 
     def scan(self, logical_id: str) -> list[dict[str, Any]]:
         return list(self.aws.client("dynamodb").scan(TableName=self.physical(logical_id))["Items"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,14 +17,16 @@ from infra.local.template import ScheduleSource
 log = logging.getLogger("mailroom.local.schedule")
 
 
-def scheduled_event(rule_name: str) -> dict[str, Any]:
+def scheduled_event(rule_name: str, when: float | None = None, event_id: str | None = None) -> dict[str, Any]:
+    """The event an EventBridge rule's `rate(...)` schedule sends its target."""
+    at = datetime.fromtimestamp(time.time() if when is None else when, UTC)
     return {
         "version": "0",
-        "id": str(uuid.uuid4()),
+        "id": event_id or str(uuid.uuid4()),
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": "123456789012",
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": "us-east-1",
         "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule_name}"],
         "detail": {},

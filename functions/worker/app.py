@@ -1,4 +1,5 @@
-"""SQS FIFO batch: run each queued Slack command once and answer in Slack."""
+"""SQS FIFO batch: run each queued Slack command once and answer in Slack. The
+scheduled tick (EventBridge, template.yaml) ends approval requests that expired unpressed."""
 
 from __future__ import annotations
 
@@ -41,4 +42,6 @@ def handler(event: dict[str, Any], context: LambdaContext, worker: Worker | None
     global _worker
     if worker is None:
         worker = _worker = _worker or build_worker()
+    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
+        return worker.handle_schedule(context)
     return worker.handle_batch(event, context)

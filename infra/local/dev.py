@@ -49,7 +49,9 @@ def main() -> int:
         return 2
     endpoints = {name: config[name] for name in ENDPOINT_NAMES if config.get(name)}
     port = int(config.get("PORT", "3000"))
-    options = StackOptions(secrets=secrets, endpoints=endpoints, front_port=port, log_path=Path(".local/dev.log"))
+    options = StackOptions(
+        secrets=secrets, endpoints=endpoints, front_port=port, log_path=Path(".local/dev.log"), run_schedules=True
+    )
     with LocalStack(options) as stack:
         print(f"Mailroom is listening on {stack.url}")
         print(f"  Slack:  {'real Slack' if stack.slack is None else 'emulated at ' + stack.slack.api_url}")

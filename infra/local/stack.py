@@ -3,7 +3,7 @@
 Embedded AWS (moto's server) provisioned from template.yaml, emulators of Slack and
 Google on loopback, each function in its own warm process with exactly the
 environment the template gives it, an API Gateway-like front for the HTTP routes and
-an SQS poller for the worker. Used by `make demo`, `make dev` and the e2e tests.
+an SQS poller for the worker, and the functions' schedules. Used by `make demo`, `make dev` and the e2e tests.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from infra.local.faults import AwsFaultProxy
 from infra.local.front import LocalFront
 from infra.local.functions import FunctionPool, LocalFunction
 from infra.local.poller import QueuePoller
+from infra.local.schedule import Schedule
 from infra.local.slack_requests import LOCAL_BOT_USER_ID, LOCAL_SIGNING_SECRET, LOCAL_TEAM_ID, LOCAL_USER_ID
 from infra.local.template import Template
 
@@ -60,6 +61,10 @@ class StackOptions:
     # that run side by side in one process (the e2e stack and the load or fault stack)
     # need different names: same names would share queues, tables and the secret.
     name: str = "local"
+    # Fire the template's schedules at their rate (`make dev`, like the deployed stack).
+    # Off by default: a tick in the middle of a test would be a call it did not make;
+    # tests fire one with `fire_schedule`.
+    run_schedules: bool = False
 
 
 class LocalStack:
@@ -80,6 +85,7 @@ class LocalStack:
         self.poller: QueuePoller | None = None
         self.pollers: list[QueuePoller] = []
         self.aws_faults: AwsFaultProxy | None = None
+        self.schedules: list[Schedule] = []
         self._log: IO[str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -164,9 +170,14 @@ class LocalStack:
                 ).start()
                 self.pollers.append(poller)
             self.poller = self.pollers[0]
+        for timer in self.template.schedule_sources():
+            schedule = Schedule(timer, self.functions[timer.function])
+            self.schedules.append(schedule.start() if self.options.run_schedules else schedule)
         return self
 
     def stop(self) -> None:
+        for schedule in self.schedules:
+            schedule.stop()  # a no-op for one never started
         for poller in self.pollers:
             poller.stop()
         if self.front:
@@ -238,6 +249,10 @@ class LocalStack:
                     UpdateExpression="SET in_progress_expiration = :past",
                     ExpressionAttributeValues={":past": {"N": past}},
                 )
+
+    def fire_schedule(self, function: str) -> list[Any]:
+        """Run each schedule of `function` once now (EventBridge's next tick, without waiting)."""
+        return [schedule.fire() for schedule in self.schedules if schedule.source.function == function]
 
     def scan(self, logical_id: str) -> list[dict[str, Any]]:
         return list(self.aws.client("dynamodb").scan(TableName=self.physical(logical_id))["Items"])

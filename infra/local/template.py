@@ -65,6 +65,17 @@ class QueueSource:
 
 
 @dataclass
+class ScheduleSource:
+    function: str
+    name: str  # the event's name in the template
+    seconds: int  # from `rate(N unit)`
+
+
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass
 class FunctionSpec:
     logical_id: str
     code_dir: Path
@@ -133,6 +144,19 @@ class Template:
                     queue = props["Queue"]
                     queue_lid = queue["Fn::GetAtt"][0] if isinstance(queue, dict) else queue
                     sources.append(QueueSource(lid, queue_lid, int(props.get("BatchSize", 10))))
+        return sources
+
+    def schedule_sources(self) -> list[ScheduleSource]:
+        """The functions' `Schedule` events (only `rate(...)` expressions are used here)."""
+        sources = []
+        for lid, res in self.of_type("AWS::Serverless::Function").items():
+            for name, event in res.get("Properties", {}).get("Events", {}).items():
+                if event.get("Type") == "Schedule":
+                    rate = _RATE.fullmatch(str(event["Properties"]["Schedule"]))
+                    if rate is None:
+                        raise ValueError(f"{lid}.{name}: only rate(N unit) schedules run locally")
+                    seconds = int(rate.group(1)) * _UNIT_SECONDS[rate.group(2).rstrip("s")]
+                    sources.append(ScheduleSource(lid, name, seconds))
         return sources
 
     def layer_dirs(self) -> list[Path]:

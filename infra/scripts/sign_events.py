@@ -15,6 +15,7 @@ from typing import Any
 
 from infra.local.front import api_gateway_event
 from infra.local.poller import sqs_record
+from infra.local.schedule import scheduled_event
 from infra.local.slack_requests import block_action, interaction_body, message_event, sign
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -74,6 +75,10 @@ def build(timestamp: int) -> dict[str, dict[str, Any]]:
             "/slack/events", hello_body, "application/json", timestamp, secret="not-the-signing-secret"
         ),
         "worker/sqs_hello.json": {"Records": [sqs_record(queued, QUEUE_ARN)]},
+        # The worker's schedule (the expiry sweep); not signed, only its time moves.
+        "worker/scheduled.json": scheduled_event(
+            "mailroom-dev-WorkerFunctionExpiredApprovals", timestamp, "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa"
+        ),
     }
 
 

@@ -141,3 +141,24 @@ def test_the_outputs_give_the_urls_to_paste_into_slack_and_google():
         ("GET", "/auth/slack/callback"): "OAuthCallbackFunction",
         ("GET", "/auth/callback"): "OAuthCallbackFunction",
     }
+
+
+def test_the_expiry_sweep_runs_on_the_worker_every_ten_minutes_over_a_sparse_index_only_it_may_query():
+    from infra.local.template import ScheduleSource
+
+    assert TEMPLATE.schedule_sources() == [ScheduleSource("WorkerFunction", "ExpiredApprovals", 600)]
+    [index] = [
+        i
+        for i in TEMPLATE.resources["ApprovalsTable"]["Properties"]["GlobalSecondaryIndexes"]
+        if i["IndexName"] == "pending-by-expiry"
+    ]
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["pending", "expires_at"]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    granted = {
+        (function, statement["Action"], statement["Resource"]["Fn::Sub"])
+        for function in ("IngressFunction", "WorkerFunction", "OAuthCallbackFunction")
+        for policy in TEMPLATE.resources[function]["Properties"].get("Policies", [])
+        for statement in policy["Statement"]
+        if "pending-by-expiry" in str(statement["Resource"])
+    }
+    assert granted == {("WorkerFunction", "dynamodb:Query", "${ApprovalsTable.Arn}/index/pending-by-expiry")}

@@ -114,13 +114,14 @@ class ApprovalStore(Protocol):
         now: float,
         from_states: frozenset[State],
         unexpired: bool = False,
+        past_expiry: bool = False,
         decided_by: str | None = None,
         gmail_id: str | None = None,
         reason: str | None = None,
         replaced_by: str | None = None,
     ) -> ApprovalRecord:
         """Move to `to` if the state is one of `from_states` (and, with `unexpired`, before
-        the expiry); StateConflict otherwise."""
+        the expiry; with `past_expiry`, after it); StateConflict otherwise."""
         ...
 
     def begin_attempt(self, action_id: str, *, now: float, message_hash: str, max_attempts: int) -> ApprovalRecord:
@@ -135,6 +136,11 @@ class ApprovalStore(Protocol):
 
     def of_owner(self, team_id: str, user_id: str) -> list[ApprovalRecord]:
         """Every record of this user, whatever its state."""
+        ...
+
+    def pending_expired(self, now: float, limit: int) -> list[str]:
+        """Ids of (up to `limit`) records still pending past their expiry, oldest first;
+        read from an index that may lag, so a move on them can still lose."""
         ...
 
     def erase(self, action_id: str) -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from mailroom.adapters.google_oauth import GoogleOAuth
     from mailroom.adapters.slack_chat import SlackChat
     from mailroom.agent.runner import AgentChat
+    from mailroom.approval_sweep import ExpirySweep
     from mailroom.commands import Command
     from mailroom.forget import Forgetter, ThreadIndex
     from mailroom.gmail_link import GmailLinkCommands
@@ -145,6 +146,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
         )
 
     agent = Lazy(agent_chat)
+    expiry_sweep = Lazy(lambda: _expiry_sweep(resolved.approvals_table, chat, clock.seconds_left))
 
     handlers = {
         "auth": lambda command: link().auth(command),
@@ -166,7 +168,15 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
         records=records,
         queue=SqsQueue(resolved.queue_url) if resolved.queue_url else None,
         give_up=lambda command: _as_presser(command, agent().abandon_press) if command.kind == "action" else None,
+        sweep=lambda: expiry_sweep().run(),
     )
+
+
+def _expiry_sweep(approvals_table: str, chat: SlackChat, seconds_left: Callable[[], float]) -> ExpirySweep:
+    from mailroom.adapters.approval_table import DynamoApprovalStore
+    from mailroom.approval_sweep import ExpirySweep
+
+    return ExpirySweep(DynamoApprovalStore(approvals_table), chat, seconds_left=seconds_left)
 
 
 def _thread_index(table_name: str, ttl_seconds: int) -> ThreadIndex:

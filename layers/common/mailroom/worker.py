@@ -98,12 +98,15 @@ class Worker:
         records: TurnRecords | None = None,
         queue: SqsQueue | None = None,
         give_up: Callable[[Command], None] | None = None,
+        sweep: Callable[[], int] | None = None,
     ):
         self.clock = clock or InvocationClock()
         # Called when a command will not run again (its last delivery failed, or a
         # permanent refusal): an approved send never attempted must end, not wait for a
         # DLQ redrive (see ApprovalDesk.abandon).
         self._give_up = give_up
+        # The scheduled expiry sweep (mailroom.approval_sweep), run by `handle_schedule`.
+        self._sweep = sweep
         self._records = records
         self._queue = queue
         self._chat = chat
@@ -132,6 +135,13 @@ class Worker:
             event=event, record_handler=self.process_record, processor=processor, context=context
         )
         return dict(response)
+
+    def handle_schedule(self, context: LambdaContext) -> dict[str, Any]:
+        """The scheduled tick (EventBridge): end the approval requests that expired unpressed.
+        A failure raises, so the invocation fails and is logged; the next tick tries again."""
+        self.clock.start(context)
+        expired = self._sweep() if self._sweep is not None else 0
+        return {"expired": expired}
 
     def process_record(self, record: SQSRecord) -> None:
         try:

@@ -1,5 +1,6 @@
 """`ApprovalStore` on a DynamoDB table (pk = action id, TTL on `ttl`; a `by-owner`
-index on `owner` = team#user, for forgetting a user).
+index on `owner` = team#user, for forgetting a user; a sparse `pending-by-expiry` index
+holding only the records still waiting for a press, for the expiry sweep).
 
 Each state change is one UpdateItem whose ConditionExpression is the state machine's
 rule, so the table itself refuses an illegal or lost move."""
@@ -15,6 +16,10 @@ from mailroom.approval_record import SEND_WINDOW_SECONDS, ApprovalRecord, State,
 from mailroom.errors import TransientError
 
 OWNER_INDEX = "by-owner"
+# Sparse: a record is in it while it holds `pending` (set at create, removed by every
+# move in the same conditional write), sorted by `expires_at`.
+PENDING_INDEX = "pending-by-expiry"
+PENDING_MARK = "pending"
 
 
 def owner_key(team_id: str, user_id: str) -> str:
@@ -56,6 +61,7 @@ class DynamoApprovalStore:
             "attempts": {"N": "0"},
             "ttl": {"N": str(int(record.expires_at) + KEEP_AFTER_END_SECONDS)},
             "owner": {"S": owner_key(record.team_id, record.user_id)},
+            "pending": {"S": PENDING_MARK},
         }
         for name in _STRINGS:
             value = getattr(record, name)
@@ -82,13 +88,14 @@ class DynamoApprovalStore:
         now: float,
         from_states: frozenset[State],
         unexpired: bool = False,
+        past_expiry: bool = False,
         decided_by: str | None = None,
         gmail_id: str | None = None,
         reason: str | None = None,
         replaced_by: str | None = None,
     ) -> ApprovalRecord:
         assert from_states and all(can_move(s, to) for s in from_states), f"no move {from_states} -> {to}"
-        names = {"#state": "state"}
+        names = {"#state": "state", "#pending": "pending"}
         values: dict[str, Any] = {":to": {"S": to.value}, ":now": {"N": repr(now)}}
         sets = ["#state = :to", "updated_at = :now"]
         if to == State.APPROVED:
@@ -110,7 +117,30 @@ class DynamoApprovalStore:
         condition = f"#state IN ({', '.join(froms)})"
         if unexpired:
             condition += " AND expires_at > :now"
-        return self._update(action_id, "SET " + ", ".join(sets), condition, names, values)
+        if past_expiry:
+            condition += " AND expires_at <= :now"
+        # Every move leaves pending (or was never in it): out of the sweep's index.
+        return self._update(action_id, "SET " + ", ".join(sets) + " REMOVE #pending", condition, names, values)
+
+    def pending_expired(self, now: float, limit: int) -> list[str]:
+        """Ids of records still pending whose expiry has passed, oldest first, at most
+        `limit` (the sparse index; eventually consistent, so the move re-checks)."""
+        ids: list[str] = []
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": PENDING_INDEX,
+            "KeyConditionExpression": "#pending = :pending AND expires_at <= :now",
+            "ExpressionAttributeNames": {"#pending": "pending"},
+            "ExpressionAttributeValues": {":pending": {"S": PENDING_MARK}, ":now": {"N": repr(now)}},
+            "Limit": limit,
+        }
+        while len(ids) < limit:
+            page = self._call("query", **query)
+            ids += [item["pk"]["S"] for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return ids[:limit]
 
     def of_owner(self, team_id: str, user_id: str) -> list[ApprovalRecord]:
         """Every record of this user, whatever its state (the `by-owner` index)."""

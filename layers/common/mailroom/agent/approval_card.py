@@ -103,7 +103,8 @@ def request_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
             ],
         }
     )
-    note = f"Only <@{pending.owner}> can approve. Expires in {hours:g} hours."
+    # The expiry sweep takes the buttons off within minutes of it (approval_sweep.py).
+    note = f"Only <@{pending.owner}> can approve. Expires in {hours:g} hours; the buttons go then."
     blocks.append({"type": "context", "elements": [_mrkdwn(note)]})
     if len(blocks) > MAX_BLOCKS:
         raise TooLargeToShow(f"it needs {len(blocks)} Slack blocks to show in full; a card holds {MAX_BLOCKS}")

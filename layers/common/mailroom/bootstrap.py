@@ -142,11 +142,26 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             approvals=DynamoApprovalStore(resolved.approvals_table),
             **({"send_step": send_step} if send_step else {}),
             records=records,
+            surface=chat,
         )
 
     agent = Lazy(agent_chat)
 
+    def prompts(command: Command) -> None:
+        # Light: a DynamoDB read of whether the user is linked, one Slack call.
+        from mailroom.slack.prompts import offer_prompts
+        from mailroom.vault import TokenVault
+
+        offer_prompts(chat, command, TokenVault(resolved.tokens_table, resolved.tokens_key_arn).email_of)
+
+    def feedback(command: Command) -> None:
+        from mailroom.feedback import FeedbackRecords, take_feedback
+
+        take_feedback(FeedbackRecords(resolved.usage_table), command)
+
     handlers = {
+        "prompts": prompts,
+        "answer_feedback": feedback,
         "auth": lambda command: link().auth(command),
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
@@ -165,8 +180,12 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
         clock=clock,
         records=records,
         queue=SqsQueue(resolved.queue_url) if resolved.queue_url else None,
-        give_up=lambda command: _as_presser(command, agent().abandon_press) if command.kind == "action" else None,
+        give_up=lambda command: _as_presser(command, agent().abandon_press) if command.name in _SEND_PRESSES else None,
     )
+
+
+# The presses on an approval card (the ones a last failed delivery must end).
+_SEND_PRESSES = frozenset({"approve_send", "cancel_send", "edit_send", "edit_send_submit"})
 
 
 def _thread_index(table_name: str, ttl_seconds: int) -> ThreadIndex:

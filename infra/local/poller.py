@@ -40,6 +40,8 @@ class QueuePoller:
         self._thread = threading.Thread(target=self._run, name="QueuePoller", daemon=True)
         self.batches = 0
         self.failed_records = 0
+        # When each batch was handed to the function (time.time()), for benchmarks.
+        self.handed_over: list[float] = []
 
     def start(self) -> QueuePoller:
         self._thread.start()
@@ -71,6 +73,7 @@ class QueuePoller:
             return 0
         records = [sqs_record(m, self._queue_arn) for m in messages]
         self.batches += 1
+        self.handed_over.append(time.time())
         try:
             result = self._function.invoke({"Records": records})
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}

@@ -152,7 +152,8 @@ def test_a_workspace_without_the_agent_surface_gets_a_plain_reply(agent: Harness
     answer = answer_in(agent, thread)
     assert "Alice" in answer.text and not answer.streaming
     assert all(c["error"] == "missing_scope" for c in agent.slack.calls("assistant.threads.setStatus"))
-    assert len(agent.slack.calls("assistant.threads.setStatus")) == 1  # tried once, then left alone
+    # Tried once before the agent loads and once by the turn, which then leaves it alone.
+    assert len(agent.slack.calls("assistant.threads.setStatus")) == 2
 
 
 def test_opening_the_dm_offers_prompts_that_fit_the_users_state(harness: Harness):

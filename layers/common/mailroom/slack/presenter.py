@@ -87,6 +87,15 @@ def feedback_blocks(answer_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def first_status(surface: AgentSurface, channel: str, thread_ts: str) -> None:
+    """ "is thinking…" as soon as a question is taken, before anything heavy loads; a
+    workspace without the agent surface refuses it, which changes nothing."""
+    try:
+        surface.set_status(channel, thread_ts, THINKING)
+    except Exception as exc:
+        logger.info("status unavailable", extra={"error": type(exc).__name__})
+
+
 class Stream(Protocol):
     @property
     def ts(self) -> str | None: ...

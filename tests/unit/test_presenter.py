@@ -75,7 +75,7 @@ class FakeSurface:
 def view(surface: FakeSurface, *, stream: bool = True, **kwargs: Any) -> tuple[TurnView, list[str]]:
     started: list[str] = []
     made = TurnView(
-        surface,  # type: ignore[arg-type]
+        surface,
         channel="D0ADA",
         thread_ts="1795.000100",
         user_id="U0ADA",

@@ -159,13 +159,22 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
 
         take_feedback(FeedbackRecords(resolved.usage_table), command)
 
+    def chat_turn(command: Command) -> None:
+        if command.is_direct_message and command.thread_ts:
+            # Before the agent's libraries load (seconds on a cold worker): the user sees
+            # at once that the question was taken.
+            from mailroom.slack.presenter import first_status
+
+            first_status(chat, command.channel_id, command.thread_ts)
+        _as_owner(command, agent(), index(), chat)
+
     handlers = {
         "prompts": prompts,
         "answer_feedback": feedback,
         "auth": lambda command: link().auth(command),
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
-        "chat": lambda command: _as_owner(command, agent(), index(), chat, early_status=True),
+        "chat": chat_turn,
         "approve_send": lambda command: _as_presser(command, agent().resume),
         "cancel_send": lambda command: _as_presser(command, agent().resume),
         "edit_send": lambda command: _as_presser(command, agent().resume),
@@ -202,17 +211,9 @@ def _forgetter(index: ThreadIndex, approvals_table: str, chat: SlackChat) -> For
     return Forgetter(index, approvals=ApprovalForgetter(DynamoApprovalStore(approvals_table), chat))
 
 
-def _as_owner(
-    command: Command, run: Callable[[Command], None], index: ThreadIndex, chat: SlackChat, early_status: bool = False
-) -> None:
+def _as_owner(command: Command, run: Callable[[Command], None], index: ThreadIndex, chat: SlackChat) -> None:
     """Run a chat turn with its memory sealed for, and opened only by, this user, once
     the conversation is recorded as theirs (a conversation of someone else's is refused)."""
-    if early_status and command.is_direct_message and command.thread_ts:
-        # Before the agent's libraries load (seconds on a cold worker): the user sees
-        # at once that the question was taken.
-        from mailroom.slack.presenter import first_status
-
-        first_status(chat, command.channel_id, command.thread_ts)
     from mailroom import replies
     from mailroom.agent.encrypted_memory import owner_scope
 

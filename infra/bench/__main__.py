@@ -13,7 +13,13 @@ from typing import Any
 from infra.local.template import ROOT
 from infra.scripts.package_sizes import BUILD, WORKER_BUDGET_BYTES, function_sizes, print_sizes
 
-BENCHES = ("infra.bench.ingress", "infra.bench.worker", "infra.bench.layers", "infra.bench.search")
+BENCHES = (
+    "infra.bench.ingress",
+    "infra.bench.worker",
+    "infra.bench.layers",
+    "infra.bench.search",
+    "infra.bench.agent_surface",
+)
 RESULTS = {
     "ingress": ROOT / ".local/bench-ingress.json",
     "worker": ROOT / ".local/bench-worker.json",

@@ -14,11 +14,13 @@ import textwrap
 import time
 from html import unescape
 from pathlib import Path
+from typing import Any
 
 from infra.local.browser import connect_gmail
 from infra.local.emulators.slack import PostedMessage, SlackEmulator
 from infra.local.slack_requests import (
     LOCAL_DM_CHANNEL,
+    app_home_opened_event,
     block_action,
     message_event,
     post_event,
@@ -71,6 +73,64 @@ def agent_says(stack: LocalStack, slack: SlackEmulator, text: str) -> None:
     say(f"  (answered in {time.perf_counter() - started:.1f} s; placeholder edited {new[0].edits}x)")
     for reply in new:
         show_reply(reply)
+
+
+def opens_the_dm(stack: LocalStack, slack: SlackEmulator) -> None:
+    """ada opens the bot's DM (Messages tab): the suggested prompts Slack shows her."""
+    say("\n  ada opens the Mailroom DM")
+    post_event(stack.url, app_home_opened_event())
+    stack.wait_until_drained()
+    prompts = slack.suggested_prompts(LOCAL_DM_CHANNEL)
+    if prompts is None:
+        say("  (no suggested prompts)")
+        return
+    say(f"  suggested prompts ({prompts['title']}): " + " | ".join(p["title"] for p in prompts["prompts"]))
+
+
+def agent_says_in_thread(stack: LocalStack, slack: SlackEmulator, text: str, thread_ts: str) -> None:
+    """A turn in an agent thread, printed as Slack shows it: the status line of each step
+    and the answer's stream as it arrives, then the feedback buttons under it."""
+    say(f"\n> ada (agent thread {thread_ts}): {text}")
+    seen = len(slack.calls())
+    started, wall_started = time.perf_counter(), time.time()
+    if post_event(stack.url, message_event(text, thread_ts=thread_ts)).status != 200:
+        raise SystemExit("the ingress refused the message")
+    deadline, next_check = started + 120, 0.0
+    while time.perf_counter() < deadline:
+        calls = slack.calls()
+        for call in calls[seen:]:
+            show_live(call, wall_started)
+        seen = len(calls)
+        if time.perf_counter() > next_check:
+            next_check = time.perf_counter() + 0.5
+            answered = [m for m in slack.messages(LOCAL_DM_CHANNEL, thread_ts) if not m.streaming]
+            if answered and stack.queue_depth() == 0:
+                break
+        time.sleep(0.02)
+    else:
+        raise SystemExit("the bot did not answer")
+    for message in slack.messages(LOCAL_DM_CHANNEL, thread_ts):
+        show_reply(message)
+        if any(b.get("type") == "context_actions" for b in message.blocks):
+            say("    └ [👍] [👎]  (feedback buttons)")
+
+
+def show_live(call: dict[str, Any], wall_started: float) -> None:
+    at = f"+{call['ts'] - wall_started:4.1f}s"  # since ada pressed Enter
+    args = call["args"]
+    if call["method"] == "assistant.threads.setStatus":
+        status = args.get("status") or ""
+        say(f"  {at} status: {'(cleared)' if not status else 'Mailroom ' + status}")
+    elif call["method"] == "assistant.threads.setTitle":
+        say(f"  {at} thread title: {args.get('title')}")
+    elif call["method"] in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+        pieces = [c.get("text", "") for c in args.get("chunks") or [] if c.get("type") == "markdown_text"]
+        words = "".join(pieces) + str(args.get("markdown_text") or "")
+        verb = call["method"].removeprefix("chat.")
+        outcome = "" if call["ok"] else f"  -> {call['error']}"
+        say(f"  {at} {verb}: {words!r}{outcome}")
+    elif call["method"] == "chat.update":
+        say(f"  {at} chat.update (the whole answer, in place)")
 
 
 def approve_in_slack(stack: LocalStack, slack: SlackEmulator) -> None:
@@ -186,6 +246,7 @@ def main() -> int:
         for reply in stack.slack.wait_for_messages(before + 1, channel=LOCAL_DM_CHANNEL, timeout=30)[before:]:
             show_reply(reply)
         user_says(stack, stack.slack, "status")
+        opens_the_dm(stack, stack.slack)
 
         model = "OpenAI (OPENAI_API_KEY is set)" if stack.openai is None else "scripted emulator"
         say(f"\n  the agent's model: {model}")
@@ -203,6 +264,8 @@ def main() -> int:
         approve_in_slack(stack, stack.slack)
         agent_says(stack, stack.slack, "What did Bob send me this week?")
         read_and_tidy(stack, stack.slack)
+        say("\n  In Slack's agent surface each conversation is a thread: status lines, a streamed answer")
+        agent_says_in_thread(stack, stack.slack, "What did Alice send me this week?", "1795200000.000100")
 
         user_says(stack, stack.slack, "revoke")
         user_says(stack, stack.slack, "status")

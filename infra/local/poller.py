@@ -63,6 +63,8 @@ class QueuePoller:
         self.batches = 0
         self.failed_records = 0
         self.journal: list[Processed] = []  # every record run, in order of completion
+        # When each batch was handed to the function (time.time()), for benchmarks.
+        self.handed_over: list[float] = []
 
     def start(self) -> QueuePoller:
         self._thread.start()
@@ -102,6 +104,7 @@ class QueuePoller:
         records = [sqs_record(m, self._queue_arn) for m in messages]
         self.batches += 1
         started = time.time()
+        self.handed_over.append(time.time())
         try:
             result = self._function.invoke({"Records": records})
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}

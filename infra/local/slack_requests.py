@@ -112,6 +112,53 @@ def block_action(
     }
 
 
+def feedback_press(
+    value: str, *, message_ts: str, thread_ts: str | None = None, user: str = LOCAL_USER_ID
+) -> dict[str, Any]:
+    """A press on the feedback buttons (context_actions > feedback_buttons) under an answer."""
+    payload = block_action("answer_feedback", value, message_ts=message_ts, thread_ts=thread_ts, user=user)
+    payload["actions"][0].update({"type": "feedback_buttons", "block_id": "feedback", "text": {"type": "plain_text"}})
+    return payload
+
+
+def _event_callback(event: dict[str, Any], team: str, event_id: str | None) -> dict[str, Any]:
+    event_id = event_id or f"Ev{int(time.time())}{_next_id():04d}"
+    return {
+        "team_id": team,
+        "api_app_id": "A0MAILROOM",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [{"enterprise_id": None, "team_id": team, "user_id": LOCAL_BOT_USER_ID, "is_bot": True}],
+    }
+
+
+def app_home_opened_event(
+    *, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL, tab: str = "messages", team: str = LOCAL_TEAM_ID
+) -> dict[str, Any]:
+    """The user opened the bot's App Home on a tab (`messages`: the DM)."""
+    event = {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": f"{time.time():.6f}"}
+    return _event_callback(event, team, None)
+
+
+def assistant_thread_started_event(
+    thread_ts: str, *, user: str = LOCAL_USER_ID, channel: str = LOCAL_DM_CHANNEL, team: str = LOCAL_TEAM_ID
+) -> dict[str, Any]:
+    """The user opened a new thread with the agent (Slack's agent/assistant surface)."""
+    event = {
+        "type": "assistant_thread_started",
+        "assistant_thread": {
+            "user_id": user,
+            "channel_id": channel,
+            "thread_ts": thread_ts,
+            "context": {"channel_id": None, "team_id": team, "enterprise_id": None},
+        },
+        "event_ts": f"{time.time():.6f}",
+    }
+    return _event_callback(event, team, None)
+
+
 def view_submission(view: dict[str, Any], values: dict[str, str], user: str = LOCAL_USER_ID) -> dict[str, Any]:
     """A `view_submission` payload: the modal `view` (as views.open/update stored it)
     submitted with `values` typed into its inputs (block id = action id, as our modals use)."""

@@ -25,7 +25,10 @@ def send(stack: LocalStack, text: str, thread_ts: str) -> list[PostedMessage]:
 def test_slack_failing_to_take_the_answer_does_not_run_the_turn_again(linked: LocalStack):
     assert linked.slack is not None and linked.openai is not None and linked.gmail is not None
     drafts_before = len(linked.gmail.drafts("ada@example.com"))
-    linked.slack.fail_next("chat.update", status=503, times=3)  # the edit into the answer, and its retries
+    # In a thread the answer streams: its end (chat.stopStream) fails, then the fallback
+    # edit into the whole answer (chat.update), each with the client's retries.
+    linked.slack.fail_next("chat.stopStream", status=503, times=3)
+    linked.slack.fail_next("chat.update", status=503, times=3)
     model_calls = len(linked.openai.requests)
     [answer] = send(linked, "Draft a reply to Bob saying Thursday works", thread_ts="1796000000.000100")
     assert "draft" in answer.text.lower() and answer.edits >= 1, "the one placeholder became the answer"

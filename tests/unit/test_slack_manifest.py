@@ -27,6 +27,15 @@ SUBSCRIPTIONS: dict[str, dict[str, Any]] = {
     "message.groups": {"type": "message", "channel_type": "group", "channel": "G0PRIVATE"},
     "message.mpim": {"type": "message", "channel_type": "mpim", "channel": "G0MPIM"},
     "app_mention": {"type": "app_mention", "channel": "C0GENERAL", "text": f"<@{LOCAL_BOT_USER_ID}> hello"},
+    "app_home_opened": {"type": "app_home_opened", "channel": "D0ADA", "tab": "messages"},
+    "assistant_thread_started": {
+        "type": "assistant_thread_started",
+        "assistant_thread": {"user_id": "U0ADA", "channel_id": "D0ADA", "thread_ts": "1795000000.000100"},
+    },
+    "assistant_thread_context_changed": {
+        "type": "assistant_thread_context_changed",
+        "assistant_thread": {"user_id": "U0ADA", "channel_id": "D0ADA", "thread_ts": "1795000000.000100"},
+    },
 }
 # The bot scope each subscription needs.
 EVENT_SCOPES = {
@@ -35,6 +44,9 @@ EVENT_SCOPES = {
     "message.groups": "groups:history",
     "message.mpim": "mpim:history",
     "app_mention": "app_mentions:read",
+    "app_home_opened": None,  # Slack: no scope needed
+    "assistant_thread_started": "assistant:write",
+    "assistant_thread_context_changed": "assistant:write",
 }
 # The bot scope each Web API method the code calls needs (Slack's method reference).
 METHOD_SCOPES = {
@@ -46,6 +58,12 @@ METHOD_SCOPES = {
     "reactions.remove": "reactions:write",
     "conversations.open": "im:write",
     "users.info": "users:read",
+    "chat.startStream": "chat:write",
+    "chat.appendStream": "chat:write",
+    "chat.stopStream": "chat:write",
+    "assistant.threads.setStatus": "assistant:write",
+    "assistant.threads.setSuggestedPrompts": "assistant:write",
+    "assistant.threads.setTitle": "assistant:write",
     # Slack: "No scopes required" (the trigger id or view id is the permission).
     "views.open": None,
     "views.update": None,
@@ -64,9 +82,11 @@ def bot_scopes() -> list[str]:
 
 
 def web_api_methods_called() -> set[str]:
-    """Every `self._call("chat_postMessage", ...)` in the Slack adapter, as `chat.postMessage`."""
-    tree = ast.parse(Path(slack_chat.__file__).read_text())
-    methods = set()
+    """Every `self._call("chat_postMessage", ...)` in the Slack adapter, as `chat.postMessage`;
+    slack-sdk's `chat_stream` calls chat.startStream, chat.appendStream and chat.stopStream."""
+    source = Path(slack_chat.__file__).read_text()
+    tree = ast.parse(source)
+    methods = {"chat.startStream", "chat.appendStream", "chat.stopStream"} if ".chat_stream(" in source else set()
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)
@@ -76,7 +96,7 @@ def web_api_methods_called() -> set[str]:
             and isinstance(node.args[0], ast.Constant)
             and isinstance(node.args[0].value, str)
         ):
-            methods.add(node.args[0].value.replace("_", ".", 1))
+            methods.add(node.args[0].value.replace("_", "."))
     return methods
 
 
@@ -89,19 +109,31 @@ def parses_to_a_command(subscription: str) -> bool:
 
 def test_it_subscribes_to_exactly_the_events_the_ingress_acts_on():
     acted_on = {name for name in SUBSCRIPTIONS if parses_to_a_command(name)}
-    assert acted_on == {"message.im", "app_mention"}  # the parser's contract; see parsing.py
+    # The parser's contract (see parsing.py): DMs, mentions, and the openings of the DM.
+    assert acted_on == {"message.im", "app_mention", "app_home_opened", "assistant_thread_started"}
     assert sorted(bot_events()) == sorted(acted_on)
 
 
 def test_the_adapter_calls_the_chat_methods_the_scopes_are_for():
-    assert web_api_methods_called() == {"chat.postMessage", "chat.postEphemeral", "chat.update", "views.open"}
+    assert web_api_methods_called() == {
+        "chat.postMessage",
+        "chat.postEphemeral",
+        "chat.update",
+        "views.open",
+        "chat.startStream",
+        "chat.appendStream",
+        "chat.stopStream",
+        "assistant.threads.setStatus",
+        "assistant.threads.setSuggestedPrompts",
+        "assistant.threads.setTitle",
+    }
 
 
 def test_it_asks_for_exactly_the_scopes_the_code_needs():
     unknown = web_api_methods_called() - METHOD_SCOPES.keys()
     assert not unknown, f"add the scope of {unknown} to METHOD_SCOPES (and to the manifest)"
     needed = {METHOD_SCOPES[m] for m in web_api_methods_called()} - {None}
-    needed |= {EVENT_SCOPES[e] for e in bot_events()}
+    needed |= {EVENT_SCOPES[e] for e in bot_events()} - {None}
     assert len(bot_scopes()) == len(set(bot_scopes())), "a scope is listed twice"
     assert set(bot_scopes()) == needed | DM_SCOPES
 
@@ -147,3 +179,16 @@ def test_sign_in_with_slack_asks_for_what_the_link_flow_requests_and_comes_back_
     [redirect] = MANIFEST["oauth_config"]["redirect_urls"]
     assert urlsplit(redirect).path == SLACK_CALLBACK_PATH
     assert TEMPLATE.body["Outputs"]["SlackRedirectUrl"]["Value"]["Fn::Sub"].endswith(SLACK_CALLBACK_PATH)
+
+
+def test_it_declares_the_agent_surface_the_code_uses():
+    from mailroom.slack.prompts import LINKED, MAX_PROMPTS, NOT_LINKED
+
+    features = MANIFEST["features"]
+    # agent_view for Slack's agent surface; assistant_view for workspaces still on the
+    # earlier assistant experience. Either needs assistant:write.
+    assert features["agent_view"]["agent_description"]
+    assert features["assistant_view"]["assistant_description"]
+    assert "assistant:write" in bot_scopes()
+    assert {"app_home_opened", "assistant_thread_started"} <= set(bot_events())
+    assert len(LINKED) <= MAX_PROMPTS == 4 and len(NOT_LINKED) <= MAX_PROMPTS

@@ -54,6 +54,9 @@ class Response:
         # close it cleanly without an answer (as a proxy dropping an idle request does).
         self.reset = False
         self.hang_up = False
+        # Send only this many bytes of the body (its full length announced), then close:
+        # a connection lost mid-answer, as in a stream cut off.
+        self.cut_after: int | None = None
         self.status = status
         self.headers = dict(headers or {})
         if isinstance(body, bytes):
@@ -260,6 +263,11 @@ class Emulator:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
+                if response.cut_after is not None:
+                    self.wfile.write(response.body[: response.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.wfile.write(response.body)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve

@@ -473,6 +473,7 @@ class OpenAIEmulator(Emulator):
         self.request_headers: list[dict[str, str]] = []  # the headers of each, Authorization removed
         self.decisions: list[Decision] = []  # which rule answered each request the script saw
         self._faults: list[_Fault] = []
+        self._stream_cuts: list[int] = []
         self._counter = 0
         # Ids differ between emulator runs: a conversation checkpointed during one run must not
         # meet its own tool call ids again after a restart.
@@ -504,6 +505,7 @@ class OpenAIEmulator(Emulator):
             self.request_headers.clear()
             self.decisions.clear()
             self._faults.clear()
+            self._stream_cuts.clear()
 
     # -- HTTP routing ------------------------------------------------------------------
     def route(self, request: Request) -> Response:
@@ -587,7 +589,13 @@ class OpenAIEmulator(Emulator):
         if body.get("stream"):
             headers["Content-Type"] = "text/event-stream; charset=utf-8"
             headers["Cache-Control"] = "no-cache"
-            return Response(200, completion.sse().encode(), headers)
+            streamed = Response(200, completion.sse().encode(), headers)
+            with self.lock:
+                cut = self._stream_cuts.pop(0) if self._stream_cuts and not completion.calls else None
+            if cut is not None:
+                events = completion.sse().split("\n\n")
+                streamed.cut_after = len("\n\n".join(events[:cut]).encode()) + 2
+            return streamed
         return Response(200, completion.json(), headers)
 
     def _check_auth(self, request: Request) -> None:
@@ -609,6 +617,13 @@ class OpenAIEmulator(Emulator):
                 "https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
             )
+
+    def cut_next_streams(self, after_events: int, times: int = 1) -> None:
+        """Make the next `times` streamed text answers (not tool calls) stop after
+        `after_events` SSE events, the connection closed mid-answer (the client sees an
+        incomplete body)."""
+        with self.lock:
+            self._stream_cuts.extend([after_events] * times)
 
     def _take_fault(self) -> _Fault | None:
         with self.lock:

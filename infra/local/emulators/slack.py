@@ -20,6 +20,13 @@ Sign in with Slack (OpenID Connect) is emulated too: `GET /openid/connect/author
     GET  /_emulator/reactions?channel=&ts=    {"reactions": [...]}
     POST /_emulator/reset                     {"ok": true}
     POST /_emulator/faults  {"method", "status", "error", "retry_after", "times"}
+    GET  /_emulator/statuses?channel=         {"statuses": [...]}  (assistant.threads.setStatus)
+
+The agent surface is emulated with Slack's argument rules: assistant.threads.setStatus /
+setSuggestedPrompts (up to four) / setTitle, and chat.startStream (a reply: thread_ts in a
+DM; recipient user and team outside DMs) / appendStream / stopStream, whose streams can be
+made to expire (`expire_streams_after`) and then answer message_not_in_streaming_state.
+`without_agent_surface()` stands for a workspace without it (missing_scope).
 
 Run standalone with `python -m infra.local.emulators.slack --port 8401`.
 """
@@ -48,6 +55,18 @@ from infra.local.emulators.base import Emulator, Request, Response, serve_until_
 _JSON_ARGS = frozenset({"blocks", "attachments", "chunks", "metadata", "loading_messages", "unfurls", "view"})
 
 _MAX_BLOCKS = 50  # Slack rejects more than 50 blocks in one message with invalid_blocks
+_MARKDOWN_LIMIT = 12_000  # Slack: markdown_text is at most 12,000 characters
+# The methods of the agent surface (scope assistant:write, or the streaming feature).
+_AGENT_SURFACE_METHODS = frozenset(
+    {
+        "assistant.threads.setStatus",
+        "assistant.threads.setSuggestedPrompts",
+        "assistant.threads.setTitle",
+        "chat.startStream",
+        "chat.appendStream",
+        "chat.stopStream",
+    }
+)
 
 
 class SlackError(Exception):
@@ -72,6 +91,7 @@ class PostedMessage:
     reactions: list[str] = field(default_factory=list)
     edits: int = 0  # how many chat.update calls changed it
     streaming: bool = False  # True between chat.startStream and chat.stopStream
+    appends: int = 0  # chat.appendStream calls it took
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,6 +137,14 @@ class SlackEmulator(Emulator):
         # Reactions on messages the bot did not post (e.g. :eyes: on the user's own message).
         self._foreign_reactions: dict[tuple[str, str], list[str]] = {}
         self._statuses: dict[tuple[str, str], str] = {}
+        # Every status a thread showed, in order ("" when cleared); prompts and titles.
+        self._status_log: list[dict[str, Any]] = []
+        self._prompts: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._titles: dict[tuple[str, str], str] = {}
+        # Streams expire server-side: after this many chat.appendStream calls (None: never).
+        self._stream_expiry_appends: int | None = None
+        # Whether this workspace has the agent surface (assistant:write granted).
+        self.agent_surface = True
         self._open_dms: set[str] = set()
         self._users: dict[str, dict[str, Any]] = {}
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -133,6 +161,8 @@ class SlackEmulator(Emulator):
             "conversations.open": self._conversations_open,
             "users.info": self._users_info,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
+            "assistant.threads.setSuggestedPrompts": self._assistant_threads_set_suggested_prompts,
+            "assistant.threads.setTitle": self._assistant_threads_set_title,
             "views.open": self._views_open,
             "views.update": self._views_update,
         }
@@ -243,6 +273,11 @@ class SlackEmulator(Emulator):
             self._faults.clear()
             self._foreign_reactions.clear()
             self._statuses.clear()
+            self._status_log.clear()
+            self._prompts.clear()
+            self._titles.clear()
+            self._stream_expiry_appends = None
+            self.agent_surface = True
             self._open_dms.clear()
             self._users.clear()
             self._views.clear()
@@ -283,6 +318,39 @@ class SlackEmulator(Emulator):
         with self.lock:
             return self._statuses.get((channel_id, thread_ts))
 
+    def status_log(self, channel_id: str | None = None, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        """Every status set ({channel_id, thread_ts, status, at}), oldest first."""
+        with self.lock:
+            return [
+                dict(s)
+                for s in self._status_log
+                if (channel_id is None or s["channel_id"] == channel_id)
+                and (thread_ts is None or s["thread_ts"] == thread_ts)
+            ]
+
+    def suggested_prompts(self, channel_id: str, thread_ts: str | None = None) -> dict[str, Any] | None:
+        """The prompts last set for a DM (thread_ts None) or an agent thread."""
+        with self.lock:
+            found = self._prompts.get((channel_id, thread_ts))
+            return copy.deepcopy(found) if found is not None else None
+
+    def thread_title(self, channel_id: str, thread_ts: str) -> str | None:
+        with self.lock:
+            return self._titles.get((channel_id, thread_ts))
+
+    def expire_streams_after(self, appends: int | None) -> None:
+        """Make each stream expire (as Slack's do when left too long) after this many
+        chat.appendStream calls: later appends and the stop answer
+        message_not_in_streaming_state. None: streams never expire."""
+        with self.lock:
+            self._stream_expiry_appends = appends
+
+    def without_agent_surface(self) -> None:
+        """A workspace whose app lacks the agent surface (no assistant:write): the
+        assistant.threads.* and streaming methods answer missing_scope."""
+        with self.lock:
+            self.agent_surface = False
+
     # -- HTTP routing ------------------------------------------------------------------
     def route(self, request: Request) -> Response:
         if request.path == "/openid/connect/authorize" and request.method == "GET":
@@ -305,6 +373,8 @@ class SlackEmulator(Emulator):
         if name == "reset" and request.method == "POST":
             self.reset()
             return Response(200, {"ok": True})
+        if name == "statuses" and request.method == "GET":
+            return Response(200, {"statuses": self.status_log(_blank_to_none(request.arg("channel")))})
         if name == "faults" and request.method == "POST":
             try:
                 body = request.json()
@@ -369,6 +439,8 @@ class SlackEmulator(Emulator):
         handler = self._methods.get(method)
         if handler is None:
             return answer({"ok": False, "error": "unknown_method"})
+        if method in _AGENT_SURFACE_METHODS and not self.agent_surface:
+            return answer({"ok": False, "error": "missing_scope", "needed": "assistant:write"})
         if malformed:
             return answer({"ok": False, "error": "invalid_json"})
         try:
@@ -523,6 +595,16 @@ class SlackEmulator(Emulator):
 
     def _chat_start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = _require_channel(args)
+        thread_ts = _blank_to_none(args.get("thread_ts"))
+        # Slack: a stream is a reply (a top-level stream only in channels); outside a DM
+        # it needs the recipient user and team.
+        if channel.startswith("D") and thread_ts is None:
+            raise SlackError("invalid_arguments")
+        if not channel.startswith("D") and not (args.get("recipient_user_id") and args.get("recipient_team_id")):
+            raise SlackError("invalid_arguments")
+        if args.get("recipient_user_id") and not _is_user_id(str(args["recipient_user_id"])):
+            raise SlackError("user_not_found")
+        _check_markdown(args)
         message = PostedMessage(
             channel=channel,
             ts=self._next_ts(),
@@ -543,6 +625,11 @@ class SlackEmulator(Emulator):
         message = self._streaming_message(args)
         if not args.get("markdown_text") and not args.get("chunks"):
             raise SlackError("invalid_arguments")
+        _check_markdown(args)
+        message.appends += 1
+        if self._stream_expiry_appends is not None and message.appends > self._stream_expiry_appends:
+            message.streaming = False  # expired: what was streamed so far stays
+            raise SlackError("message_not_in_streaming_state")
         _append_stream_content(message, args)
         return {"channel": message.channel, "ts": message.ts}
 
@@ -648,7 +735,44 @@ class SlackEmulator(Emulator):
         thread_ts = args.get("thread_ts")
         if not thread_ts or "status" not in args:
             raise SlackError("invalid_arguments")
-        self._statuses[(str(channel_id), str(thread_ts))] = str(args["status"])
+        loading = args.get("loading_messages")
+        if loading is not None and (not isinstance(loading, list) or len(loading) > 10):
+            raise SlackError("invalid_arguments")
+        status = str(args["status"])
+        self._statuses[(str(channel_id), str(thread_ts))] = status
+        self._status_log.append(
+            {"channel_id": str(channel_id), "thread_ts": str(thread_ts), "status": status, "at": time.time()}
+        )
+        return {}
+
+    def _assistant_threads_set_suggested_prompts(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel_id = args.get("channel_id")
+        if not isinstance(channel_id, str) or not channel_id:
+            raise SlackError("channel_not_found")
+        prompts = args.get("prompts")
+        if isinstance(prompts, str):
+            with contextlib.suppress(ValueError):
+                prompts = json.loads(prompts)
+        # Slack: up to four prompts, each with a title and a message.
+        if not isinstance(prompts, list) or not 0 < len(prompts) <= 4:
+            raise SlackError("invalid_arguments")
+        for prompt in prompts:
+            if not isinstance(prompt, dict) or not prompt.get("title") or not prompt.get("message"):
+                raise SlackError("invalid_arguments")
+        thread_ts = _blank_to_none(args.get("thread_ts"))
+        self._prompts[(channel_id, thread_ts)] = {"title": args.get("title"), "prompts": prompts}
+        return {}
+
+    def _assistant_threads_set_title(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel_id = args.get("channel_id")
+        if not isinstance(channel_id, str) or not channel_id:
+            raise SlackError("channel_not_found")
+        thread_ts, title = args.get("thread_ts"), args.get("title")
+        if not isinstance(thread_ts, str) or not thread_ts:
+            raise SlackError("invalid_thread_ts")
+        if not isinstance(title, str) or not title:
+            raise SlackError("invalid_arguments")
+        self._titles[(channel_id, thread_ts)] = title
         return {}
 
     # -- Sign in with Slack (OpenID Connect) ---------------------------------------------
@@ -878,6 +1002,36 @@ def _check_blocks(blocks: list[Any]) -> None:
             raise SlackError("invalid_blocks")
         if block.get("type") == "context" and len(block.get("elements") or []) > 10:
             raise SlackError("invalid_blocks")
+        if block.get("type") == "context_actions":
+            _check_context_actions(block)
+
+
+def _check_context_actions(block: dict[str, Any]) -> None:
+    """A context_actions block: 1-5 feedback_buttons or icon_button elements; feedback
+    buttons need both buttons, each with plain_text (75) and a value (2,000)."""
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 0 < len(elements) <= 5:
+        raise SlackError("invalid_blocks")
+    for element in elements:
+        kind = element.get("type") if isinstance(element, dict) else None
+        if kind == "feedback_buttons":
+            for side in ("positive_button", "negative_button"):
+                button = element.get(side)
+                if not isinstance(button, dict) or not _text_fits(button.get("text"), 75):
+                    raise SlackError("invalid_blocks")
+                if button["text"].get("type") != "plain_text":
+                    raise SlackError("invalid_blocks")
+                if not isinstance(button.get("value"), str) or not 0 < len(button["value"]) <= 2000:
+                    raise SlackError("invalid_blocks")
+        elif kind != "icon_button":
+            raise SlackError("invalid_blocks")
+
+
+def _check_markdown(args: dict[str, Any]) -> None:
+    texts = [args.get("markdown_text") or ""]
+    texts += [c.get("text") or "" for c in args.get("chunks") or [] if isinstance(c, dict)]
+    if any(len(str(t)) > _MARKDOWN_LIMIT for t in texts):
+        raise SlackError("msg_too_long")
 
 
 def _text_fits(text: Any, limit: int) -> bool:

@@ -143,16 +143,40 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             approvals=DynamoApprovalStore(resolved.approvals_table),
             **({"send_step": send_step} if send_step else {}),
             records=records,
+            surface=chat,
         )
 
     agent = Lazy(agent_chat)
     expiry_sweep = Lazy(lambda: _expiry_sweep(resolved.approvals_table, chat, clock.seconds_left))
 
+    def prompts(command: Command) -> None:
+        # Light: a DynamoDB read of whether the user is linked, one Slack call.
+        from mailroom.slack.prompts import offer_prompts
+        from mailroom.vault import TokenVault
+
+        offer_prompts(chat, command, TokenVault(resolved.tokens_table, resolved.tokens_key_arn).email_of)
+
+    def feedback(command: Command) -> None:
+        from mailroom.feedback import FeedbackRecords, take_feedback
+
+        take_feedback(FeedbackRecords(resolved.usage_table), command)
+
+    def chat_turn(command: Command) -> None:
+        if command.is_direct_message and command.thread_ts:
+            # Before the agent's libraries load (seconds on a cold worker): the user sees
+            # at once that the question was taken.
+            from mailroom.slack.presenter import first_status
+
+            first_status(chat, command.channel_id, command.thread_ts)
+        _as_owner(command, agent(), index(), chat)
+
     handlers = {
+        "prompts": prompts,
+        "answer_feedback": feedback,
         "auth": lambda command: link().auth(command),
         "status": lambda command: link().status(command),
         "revoke": lambda command: link().revoke(command),
-        "chat": lambda command: _as_owner(command, agent(), index(), chat),
+        "chat": chat_turn,
         "approve_send": lambda command: _as_presser(command, agent().resume),
         "cancel_send": lambda command: _as_presser(command, agent().resume),
         "edit_send": lambda command: _as_presser(command, agent().resume),
@@ -167,9 +191,13 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
         clock=clock,
         records=records,
         queue=SqsQueue(resolved.queue_url) if resolved.queue_url else None,
-        give_up=lambda command: _as_presser(command, agent().abandon_press) if command.kind == "action" else None,
+        give_up=lambda command: _as_presser(command, agent().abandon_press) if command.name in _SEND_PRESSES else None,
         sweep=lambda: expiry_sweep().run(),
     )
+
+
+# The presses on an approval card (the ones a last failed delivery must end).
+_SEND_PRESSES = frozenset({"approve_send", "cancel_send", "edit_send", "edit_send_submit"})
 
 
 def _expiry_sweep(approvals_table: str, chat: SlackChat, seconds_left: Callable[[], float]) -> ExpirySweep:

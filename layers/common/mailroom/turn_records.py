@@ -27,6 +27,9 @@ class TurnRecord:
     event_id: str
     placeholder_ts: str | None
     posted: int
+    # A streamed turn has no placeholder: this says its first delivery got past the
+    # rate limit (the streamed message's ts is recorded as placeholder_ts once it exists).
+    begun: bool = False
 
 
 class TurnRecords:
@@ -51,6 +54,15 @@ class TurnRecords:
             Key=_key(event_id),
             UpdateExpression="SET placeholder_ts = if_not_exists(placeholder_ts, :ts), expires_at = :expires",
             ExpressionAttributeValues={":ts": {"S": placeholder_ts}, ":expires": self._expires()},
+        )
+
+    def begin(self, event_id: str) -> None:
+        """Record that the turn started (a streamed turn: no placeholder yet)."""
+        self._dynamodb().update_item(
+            TableName=self._table_name,
+            Key=_key(event_id),
+            UpdateExpression="SET begun = :yes, expires_at = :expires",
+            ExpressionAttributeValues={":yes": {"BOOL": True}, ":expires": self._expires()},
         )
 
     def posted(self, event_id: str, count: int) -> None:
@@ -92,4 +104,5 @@ def _record(event_id: str, item: dict[str, Any]) -> TurnRecord:
         event_id=event_id,
         placeholder_ts=(item.get("placeholder_ts") or {}).get("S"),
         posted=int((item.get("posted") or {}).get("N", "0")),
+        begun=bool((item.get("begun") or {}).get("BOOL", False)),
     )

@@ -11,6 +11,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.web.chat_stream import ChatStream
 
 from mailroom.errors import MessageGone, TransientError
 
@@ -23,6 +24,10 @@ _GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_wind
 
 # views.open refusals that mean the press came too late (a trigger id lives 3 s), not a bug.
 _SPENT_TRIGGER = frozenset({"expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id"})
+
+
+# A stream that can take no more: expired, stopped, or the message is gone.
+_NOT_STREAMING = frozenset({"message_not_in_streaming_state", "message_not_found", "cant_update_message"})
 
 
 def make_web_client(token: str, base_url: str) -> WebClient:
@@ -80,6 +85,51 @@ class SlackChat:
             raise
         return True
 
+    # -- the agent surface (assistant:write): status, suggested prompts, title, streams --
+    def set_status(self, channel_id: str, thread_ts: str, status: str) -> None:
+        """The thread's status line ("" clears it); Slack drops it after 2 minutes."""
+        self._call("assistant_threads_setStatus", channel_id=channel_id, thread_ts=thread_ts, status=status)
+
+    def set_suggested_prompts(
+        self, channel_id: str, prompts: list[dict[str, str]], *, thread_ts: str | None = None, title: str | None = None
+    ) -> None:
+        # No thread_ts for the agent view (Slack: it makes the call fail silently there).
+        self._call(
+            "assistant_threads_setSuggestedPrompts",
+            channel_id=channel_id,
+            prompts=prompts,
+            thread_ts=thread_ts,
+            title=title,
+        )
+
+    def set_title(self, channel_id: str, thread_ts: str, title: str) -> None:
+        self._call("assistant_threads_setTitle", channel_id=channel_id, thread_ts=thread_ts, title=title)
+
+    def start_stream(
+        self, channel: str, thread_ts: str, *, user_id: str, team_id: str, buffer_size: int = 256
+    ) -> AnswerStream:
+        """A streamed reply in `thread_ts`: slack-sdk's ChatStream (chat.startStream on the
+        first flush, chat.appendStream, chat.stopStream)."""
+        return AnswerStream(
+            self._client.chat_stream(
+                channel=channel,
+                thread_ts=thread_ts,
+                recipient_user_id=user_id,
+                recipient_team_id=team_id,
+                buffer_size=buffer_size,
+            )
+        )
+
+    def stop_stream(self, channel: str, ts: str) -> bool:
+        """Close a stream left open (by a failed delivery); False if it was not streaming."""
+        try:
+            self._call("chat_stopStream", channel=channel, ts=ts)
+        except SlackApiError as exc:
+            if exc.response.get("error") in _NOT_STREAMING:
+                return False
+            raise
+        return True
+
     def _call(self, method: str, **kwargs: Any) -> Any:
         args = {k: v for k, v in kwargs.items() if v is not None}
         try:
@@ -95,3 +145,28 @@ class SlackChat:
             raise TransientError(f"Slack {method} unreachable: {type(exc).__name__}") from exc
         except OSError as exc:  # connection refused/reset after the retry handlers gave up
             raise TransientError(f"Slack {method} unreachable: {type(exc).__name__}") from exc
+
+
+class AnswerStream:
+    """One streamed message, through slack-sdk's ChatStream (which buffers `buffer_size`
+    characters before each call); `flush` sends what is buffered now."""
+
+    def __init__(self, stream: ChatStream):
+        self._stream = stream
+        self._buffered = 0
+
+    @property
+    def ts(self) -> str | None:
+        return self._stream.ts
+
+    def append(self, text: str) -> None:
+        self._buffered = 0 if self._stream.append(markdown_text=text) is not None else self._buffered + len(text)
+
+    def flush(self) -> None:
+        if self._buffered:
+            # ChatStream flushes whenever chunks are given; none more than the buffer.
+            self._stream.append(chunks=[])
+            self._buffered = 0
+
+    def stop(self, blocks: list[dict[str, Any]] | None = None) -> None:
+        self._stream.stop(blocks=blocks)

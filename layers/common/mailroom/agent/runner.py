@@ -20,6 +20,7 @@ from mailroom.agent.atomic import AtomicSaver
 from mailroom.agent.context import AgentContext
 from mailroom.agent.graph import build_graph, final_answer, this_turn
 from mailroom.agent.sending import Step, no_step
+from mailroom.agent.shown_run import run_shown
 from mailroom.agent.tools import gmail_tools
 from mailroom.approval_record import ApprovalRecord, ApprovalStore
 from mailroom.commands import Command
@@ -29,6 +30,7 @@ from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
 from mailroom.rate_limit import RateLimiter
 from mailroom.slack.format import split_message, to_mrkdwn
+from mailroom.slack.presenter import THINKING, AgentSurface, TurnView, answer_pieces, feedback_blocks, with_blocks
 from mailroom.timeouts import MODEL_CALL_SECONDS
 from mailroom.turn_records import TurnRecords
 
@@ -68,7 +70,10 @@ class AgentChat:
         approvals: ApprovalStore | None = None,
         send_step: Step = no_step,
         records: TurnRecords | None = None,
+        surface: AgentSurface | None = None,
     ):
+        # Slack's agent surface (status, stream); None: placeholder and edit only.
+        self._surface = surface
         self._approvals = approvals
         self._approval_desk: ApprovalDesk | None = None
         self._send_step = send_step
@@ -96,9 +101,13 @@ class AgentChat:
         if link is None:
             return
         # A redelivery of this event finds what its first delivery did: the placeholder
-        # to reuse, the rate limit already counted, the messages already posted.
+        # (or streamed message) to reuse, the rate limit already counted, the messages
+        # already posted.
         record = self._records.get(command.event_id) if self._records is not None else None
-        if record is None or record.placeholder_ts is None:
+        # The agent surface's conversations are threads, and Slack streams only replies:
+        # there the answer streams and a status shows each step; elsewhere a placeholder.
+        threaded = self._surface is not None and command.thread_ts is not None
+        if record is None or (record.placeholder_ts is None and not record.begun):
             limiter = self._rate_limiter
             if limiter is not None and not limiter.allow(command.team_id, command.user_id):
                 metrics.add_metric(name="ChatRateLimited", unit="Count", value=1)
@@ -108,39 +117,103 @@ class AgentChat:
                     thread_ts=command.thread_ts,
                 )
                 return
-            placeholder = self._chat.post(command.channel_id, WORKING, thread_ts=command.thread_ts)
-            if self._records is not None:
-                self._records.start(command.event_id, placeholder)
+            placeholder: str | None = None
+            if not threaded:
+                placeholder = self._chat.post(command.channel_id, WORKING, thread_ts=command.thread_ts)
+                if self._records is not None:
+                    self._records.start(command.event_id, placeholder)
+            elif self._records is not None:
+                self._records.begin(command.event_id)
             already_posted = 0
         else:
             placeholder, already_posted = record.placeholder_ts, record.posted
+        # A redelivery never streams: a message it may have streamed is edited instead.
+        view = self._view(command, stream=placeholder is None) if threaded else None
+        try:
+            self._answer(command, link, placeholder, already_posted, view)
+        finally:
+            if view is not None:
+                view.close()
+
+    def _answer(
+        self, command: Command, link: Any, placeholder: str | None, already_posted: int, view: TurnView | None
+    ) -> None:
         started = time.monotonic()
         try:
-            answer, pending = self._turn(command, link.email, self._oauth.credentials(link.tokens))
+            if view is not None:
+                view.status(THINKING)
+            answer, pending = self._turn(command, link.email, self._oauth.credentials(link.tokens), view)
         except (GrantRevoked, LinkBroken):
             self._links.links.mark_broken(command.team_id, command.user_id)
-            self._chat.update(command.channel_id, placeholder, replies.link_broken())
+            if view is not None:
+                view.close()
+            target = placeholder or (view.stream_ts if view is not None else None)
+            if target is not None:
+                self._chat.update(command.channel_id, target, replies.link_broken())
+            else:
+                self._chat.post(command.channel_id, replies.link_broken(), thread_ts=command.thread_ts)
             return
         except Exception:
             # Nothing of the turn was saved (see AtomicSaver); the worker decides what
-            # the failure means and tells the user in the placeholder.
+            # the failure means and tells the user in the placeholder (or streamed message).
             metrics.add_metric(name="AgentFailures", unit="Count", value=1)
+            if view is not None and view.stream_ts is not None:
+                # Close the stream and take back its unfinished words until a retry answers.
+                view.close()
+                with contextlib.suppress(Exception):
+                    self._chat.update(command.channel_id, view.stream_ts, WORKING)
             raise
         metrics.add_metric(name="AgentTurns", unit="Count", value=1)
         metrics.add_metric(name="AgentLatency", unit="Milliseconds", value=(time.monotonic() - started) * 1000)
         if pending and not answer:
             answer = "Here is the email. Check it, then press *Approve and send* or *Cancel*."
-        self._post_outcome(command, answer, pending, placeholder, already_posted)
+        # The outcome is saved (the checkpoint): only now is the streamed answer final.
+        feedback = [] if pending else feedback_blocks(command.event_id)
+        if view is not None:
+            if view.finish(answer, feedback):
+                self._post_outcome(command, "", pending, None, already_posted)
+                return
+            placeholder = placeholder or view.stream_ts
+        if view is not None and self._surface is not None and placeholder is not None and view.stream_ts is None:
+            # An earlier delivery's stream may still be open: close it before the edit.
+            with contextlib.suppress(Exception):
+                self._surface.stop_stream(command.channel_id, placeholder)
+        self._post_outcome(command, answer, pending, placeholder, already_posted, feedback)
+
+    def _view(self, command: Command, *, stream: bool) -> TurnView:
+        assert self._surface is not None and command.thread_ts is not None
+        records = self._records
+
+        def started(ts: str) -> None:
+            # Recorded at once: a redelivery edits this message instead of streaming again.
+            if records is not None:
+                records.start(command.event_id, ts)
+
+        return TurnView(
+            self._surface,
+            channel=command.channel_id,
+            thread_ts=command.thread_ts,
+            user_id=command.user_id,
+            team_id=command.team_id,
+            stream=stream,
+            on_stream_started=started,
+        )
 
     def _post_outcome(
-        self, command: Command, answer: str, pending: list[Interrupt], placeholder: str, already_posted: int
+        self,
+        command: Command,
+        answer: str,
+        pending: list[Interrupt],
+        placeholder: str | None,
+        already_posted: int,
+        feedback: list[dict[str, Any]] | None = None,
     ) -> None:
         """Post the recorded outcome: the placeholder edited into the answer (idempotent),
         then the answer's further messages and the approval cards, skipping those an
         earlier delivery posted. On a failure, what was posted is recorded."""
         progress = _Progress(already_posted)
         try:
-            pieces = self._post_answer(command, answer, placeholder, progress)
+            pieces = self._post_answer(command, answer, placeholder, progress, feedback) if answer else 0
             for waiting in pending[max(0, already_posted - pieces) :]:
                 self._ask_approval(command, [waiting])
                 progress.count += 1
@@ -179,11 +252,15 @@ class AgentChat:
         with self._atomic():
             desk.press(command, record, context, self._graph(), self._config_for(record.conversation_id))
 
-    def _turn(self, command: Command, email: str, credentials: Any) -> tuple[str, list[Interrupt]]:
+    def _turn(
+        self, command: Command, email: str, credentials: Any, view: TurnView | None = None
+    ) -> tuple[str, list[Interrupt]]:
         with self._one_read_per_checkpoint():
-            return self._run_turn(command, self._context(command, email, credentials))
+            return self._run_turn(command, self._context(command, email, credentials), view)
 
-    def _run_turn(self, command: Command, context: AgentContext) -> tuple[str, list[Interrupt]]:
+    def _run_turn(
+        self, command: Command, context: AgentContext, view: TurnView | None = None
+    ) -> tuple[str, list[Interrupt]]:
         graph, config = self._graph(), self._config(command)
         state = graph.get_state(config)
         message_id = turn_message_id(command.event_id)
@@ -192,6 +269,8 @@ class AgentChat:
             # This event's turn ran and was saved; an earlier delivery failed to post it.
             logger.info("turn already ran; posting its recorded outcome")
             return recorded
+        if view is not None and not state.values.get("messages"):
+            view.title(command.text)  # the thread's first request names it
         # A request still waiting for a press is dropped when the user moves on: the
         # model must see every send it asked for answered before the new message.
         waiting = state.interrupts
@@ -206,12 +285,11 @@ class AgentChat:
         # Saved only if the run ends (answered, or waiting for a press): a failed run
         # leaves the conversation as it was, so the next message (or a retry) works.
         with self._atomic():
-            result = graph.invoke(
-                {"messages": [HumanMessage(content=command.text, id=message_id)]},
-                config,
-                context=context,
-                durability="exit",
-            )
+            turn_input = {"messages": [HumanMessage(content=command.text, id=message_id)]}
+            if view is None:
+                result = graph.invoke(turn_input, config, context=context, durability="exit")
+            else:
+                result = run_shown(graph, turn_input, config, context, view)
         tool_calls = sum(len(getattr(m, "tool_calls", None) or []) for m in this_turn(result["messages"]))
         metrics.add_metric(name="ToolCalls", unit="Count", value=tool_calls)
         pending = _pending(result)
@@ -269,24 +347,32 @@ class AgentChat:
         )
 
     def _post_answer(
-        self, command: Command, answer: str, placeholder: str | None, progress: _Progress | None = None
+        self,
+        command: Command,
+        answer: str,
+        placeholder: str | None,
+        progress: _Progress | None = None,
+        feedback: list[dict[str, Any]] | None = None,
     ) -> int:
         """Post `answer` (into the placeholder if there is one) and return how many
         messages it takes after the first. With `progress`, skip the first
-        `progress.count` of those (posted by an earlier delivery) and count the rest."""
+        `progress.count` of those (posted by an earlier delivery) and count the rest.
+        The last message carries the `feedback` blocks."""
         if not answer and placeholder is None:
             return 0
-        first, *rest = split_message(to_mrkdwn(answer) or "I have nothing to add.")
+        first, *rest = answer_pieces(answer)
+        first_blocks = with_blocks(first, feedback) if feedback and not rest else None
         try:
             if placeholder is not None:
-                self._chat.update(command.channel_id, placeholder, first)
+                self._chat.update(command.channel_id, placeholder, first, blocks=first_blocks)
         except MessageGone:  # the user deleted the placeholder: answer anyway
             placeholder = None
         if placeholder is None:
-            self._chat.post(command.channel_id, first, thread_ts=command.thread_ts)
+            self._chat.post(command.channel_id, first, thread_ts=command.thread_ts, blocks=first_blocks)
         skip = min(progress.count, len(rest)) if progress is not None else 0
-        for piece in rest[skip:]:
-            self._chat.post(command.channel_id, piece, thread_ts=command.thread_ts)
+        for index, piece in enumerate(rest[skip:], start=skip):
+            blocks = with_blocks(piece, feedback) if feedback and index == len(rest) - 1 else None
+            self._chat.post(command.channel_id, piece, thread_ts=command.thread_ts, blocks=blocks)
             if progress is not None:
                 progress.count += 1
         return len(rest)

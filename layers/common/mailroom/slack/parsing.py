@@ -20,7 +20,11 @@ class MalformedPayload(ValueError):
 
 # Block Kit action ids the worker acts on; other presses (such as the link button of
 # "Connect Gmail", which Slack also reports) need nothing more than the ack.
-WORKER_ACTIONS = frozenset({"approve_send", "cancel_send", "edit_send"})
+WORKER_ACTIONS = frozenset({"approve_send", "cancel_send", "edit_send", "answer_feedback"})
+# The feedback buttons under each answer (mailroom.slack.presenter.feedback_blocks).
+FEEDBACK_ACTION = "answer_feedback"
+# The worker's command that sets the suggested prompts of a DM or agent thread opening.
+PROMPTS = "prompts"
 # The Edit modal's callback_id; its fields by block id.
 EDIT_SUBMIT = "edit_send_submit"
 EDIT_FIELDS = ("to", "cc", "bcc", "subject", "body")
@@ -47,6 +51,8 @@ def parse_event_callback(payload: dict[str, Any], public_base_url: str | None, r
         raise MalformedPayload("event_callback without event, event_id or team_id")
 
     event_type = event.get("type")
+    if event_type in ("app_home_opened", "assistant_thread_started"):
+        return _parse_opening(event, event_id, team_id, public_base_url, retry_num)
     if event_type not in ("message", "app_mention"):
         return None
     if event.get("bot_id") or event.get("subtype") not in _USER_SUBTYPES:
@@ -79,6 +85,38 @@ def parse_event_callback(payload: dict[str, Any], public_base_url: str | None, r
         channel_id=channel,
         channel_type=channel_type,
         message_ts=ts,
+        thread_ts=thread_ts,
+        event_id=event_id,
+        public_base_url=public_base_url,
+        retry_num=retry_num,
+    )
+
+
+def _parse_opening(
+    event: dict[str, Any], event_id: str, team_id: str, public_base_url: str | None, retry_num: int
+) -> Command | None:
+    """The user opened the bot's DM (app_home_opened, Messages tab) or a new agent
+    thread (assistant_thread_started): the worker offers suggested prompts there."""
+    if event["type"] == "app_home_opened":
+        if event.get("tab") != "messages":
+            return None  # the Home tab is not enabled; nothing to offer there
+        user, channel, thread_ts = event.get("user"), event.get("channel"), None
+    else:
+        thread = event.get("assistant_thread")
+        if not isinstance(thread, dict):
+            return None
+        user, channel, thread_ts = thread.get("user_id"), thread.get("channel_id"), thread.get("thread_ts")
+        if not isinstance(thread_ts, str):
+            return None
+    if not isinstance(user, str) or not isinstance(channel, str) or not channel.startswith("D"):
+        return None  # prompts are for the user's own DM with the bot
+    return Command(
+        kind="message",
+        name=PROMPTS,
+        team_id=team_id,
+        user_id=user,
+        channel_id=channel,
+        channel_type="im",
         thread_ts=thread_ts,
         event_id=event_id,
         public_base_url=public_base_url,

@@ -1,0 +1,87 @@
+"""Slack's agent surface over the whole local stack (ingress, queue, worker processes,
+moto, the emulators): prompts when the DM opens, a status per tool step, the answer
+streamed in several appends, feedback recorded, and one complete answer when a stream
+expires."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.local.emulators.slack import PostedMessage
+from infra.local.slack_requests import (
+    LOCAL_DM_CHANNEL,
+    app_home_opened_event,
+    assistant_thread_started_event,
+    feedback_press,
+    message_event,
+    post_event,
+    post_interaction,
+)
+from infra.local.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+
+def ask_in_thread(stack: LocalStack, text: str, thread_ts: str) -> PostedMessage:
+    assert stack.slack is not None
+    assert post_event(stack.url, message_event(text, thread_ts=thread_ts)).status == 200
+    stack.wait_until_drained(timeout=60)
+    [answer] = stack.slack.messages(channel=LOCAL_DM_CHANNEL, thread_ts=thread_ts)
+    return answer
+
+
+def opened_prompts(stack: LocalStack) -> list[str]:
+    assert stack.slack is not None
+    assert post_event(stack.url, app_home_opened_event()).status == 200
+    stack.wait_until_drained()
+    prompts = stack.slack.suggested_prompts(LOCAL_DM_CHANNEL)
+    assert prompts is not None, stack.slack.calls()
+    return [p["title"] for p in prompts["prompts"]]
+
+
+def test_opening_the_dm_unlinked_suggests_connecting_gmail(stack: LocalStack):
+    assert opened_prompts(stack)[0] == "Connect Gmail"
+
+
+def test_opening_the_dm_and_a_thread_linked_suggests_mail_questions(linked: LocalStack):
+    assert opened_prompts(linked)[:3] == ["What's unread?", "Summarise today's mail", "Draft a reply to …"]
+    assert linked.slack is not None
+    assert post_event(linked.url, assistant_thread_started_event("1795100000.000100")).status == 200
+    linked.wait_until_drained()
+    prompts = linked.slack.suggested_prompts(LOCAL_DM_CHANNEL, "1795100000.000100")
+    assert prompts is not None and len(prompts["prompts"]) <= 4
+
+
+def test_each_step_shows_a_status_and_the_answer_streams_then_takes_feedback(linked: LocalStack):
+    assert linked.slack is not None
+    thread = "1795100000.000200"
+    answer = ask_in_thread(linked, "What did Alice send me this week?", thread)
+
+    shown = [s["status"] for s in linked.slack.status_log(LOCAL_DM_CHANNEL, thread)]
+    assert any("searching your mail" in s for s in shown) and any("reading" in s for s in shown), shown
+    assert shown[-1] == ""
+    assert not answer.streaming and "Alice" in answer.text
+    assert len(linked.slack.calls("chat.startStream")) == 1
+    assert len(linked.slack.calls("chat.appendStream")) >= 2
+    assert len(linked.slack.calls("chat.stopStream")) == 1
+
+    [feedback] = [b for b in answer.blocks if b["type"] == "context_actions"]
+    value = feedback["elements"][0]["positive_button"]["value"]
+    assert post_interaction(linked.url, feedback_press(value, message_ts=answer.ts, thread_ts=thread)).status == 200
+    linked.wait_until_drained()
+    votes: list[dict[str, Any]] = [i for i in linked.scan("UsageTable") if i["pk"]["S"].startswith("feedback#")]
+    assert [v["vote"]["S"] for v in votes if v["answer_id"]["S"] == value.partition(":")[2]] == ["up"]
+
+
+def test_an_expired_stream_still_ends_as_one_complete_answer(linked: LocalStack):
+    assert linked.slack is not None
+    linked.slack.expire_streams_after(1)
+    thread = "1795100000.000300"
+    answer = ask_in_thread(linked, "What did Alice send me this week?", thread)
+    assert "message_not_in_streaming_state" in [c["error"] for c in linked.slack.calls("chat.appendStream")]
+    assert not answer.streaming and "Alice" in answer.text
+    assert any(b["type"] == "context_actions" for b in answer.blocks)
+    [update] = linked.slack.calls("chat.update")
+    assert update["args"]["ts"] == answer.ts

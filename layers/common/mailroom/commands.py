@@ -91,13 +91,17 @@ class Command:
                 if f.default is dataclasses.MISSING:
                     raise InvalidCommand(f"{f.name} is missing")
                 continue
-            value = data[f.name]
-            if not _has_type(value, str(f.type)):
-                raise InvalidCommand(f"{f.name} has the wrong type")
-            values[f.name] = value
-        if values["kind"] not in ("message", "action"):
-            raise InvalidCommand("kind is neither message nor action")
+            values[f.name] = data[f.name]
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        # Checked however it is made (parsed from Slack or read from the queue), as a
+        # pydantic model would be: a field of the wrong type is never queued or run.
+        for f in dataclasses.fields(self):
+            if not _has_type(getattr(self, f.name), str(f.type)):
+                raise InvalidCommand(f"{f.name} has the wrong type")
+        if self.kind not in ("message", "action"):
+            raise InvalidCommand("kind is neither message nor action")
 
     @property
     def conversation_id(self) -> str:

@@ -35,7 +35,31 @@ pytestmark = pytest.mark.faults
 
 TEXT = {"hello": "hello", "status": "status", "auth": "auth", "revoke": "revoke", "chat": ALICE_QUESTION}
 NEEDS_LINK = {"status", "revoke", "chat", "send"}
-CASES = [pytest.param(step, kind, id=f"{step.id}-{kind}") for step in STEPS for kind in KINDS]
+# Known defects (issue 10, open): the worker dies in the instant after Slack accepted a
+# message and before anything recorded it, and the redelivery posts it again (a second
+# greeting or status line, or a fresh answer beside a stream it had started). Slack's
+# Web API takes no idempotency key, so closing this needs the reply recorded before it
+# is posted and looked up in Slack after a crash. Strict: a fix makes these fail until
+# they are taken off this list.
+CRASH_AFTER_SLACK_TOOK_IT = {
+    "hello-dynamodb-UpdateItem-kill",
+    "hello-slack-chat.postMessage-kill-after",
+    "status-slack-chat.postMessage-kill-after",
+    "auth-slack-chat.postEphemeral-kill-after",
+    "revoke-slack-chat.postMessage-kill-after",
+    "chat-slack-chat.startStream-kill-after",
+}
+
+
+def _case(step: Step, kind: str) -> object:
+    case_id = f"{step.id}-{kind}"
+    if case_id in CRASH_AFTER_SLACK_TOOK_IT:
+        known = pytest.mark.xfail(strict=True, reason="a crash right after Slack took a reply repeats it")
+        return pytest.param(step, kind, id=case_id, marks=known)
+    return pytest.param(step, kind, id=case_id)
+
+
+CASES = [_case(step, kind) for step in STEPS for kind in KINDS]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +84,8 @@ def test_the_matrix_covers_every_dependency_and_flow():
     assert dependencies == {"dynamodb", "sqs", "kms", "secretsmanager", "slack", "google-token", "gmail", "openai"}
     assert {s.flow for s in STEPS} == {"hello", "status", "auth", "callback", "revoke", "chat", "send"}
     assert len({s.id for s in STEPS}) == len(STEPS)
+    # Every known defect names a case that exists (a renamed step must not hide one).
+    assert CRASH_AFTER_SLACK_TOOK_IT <= {f"{step.id}-{kind}" for step in STEPS for kind in KINDS}
     assert len(CASES) == len(STEPS) * len(KINDS)
 
 

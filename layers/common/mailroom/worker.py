@@ -156,7 +156,12 @@ class Worker:
         try:
             self._run_once(command=command.model_dump(mode="json"))
         except IdempotencyAlreadyInProgressError:
-            raise  # another invocation holds it; SQS brings it back after the visibility timeout
+            # Another invocation holds it (or one that died still does); SQS brings it back
+            # after the visibility timeout. On the last delivery it goes to the DLQ: say so.
+            if attempt >= self._max_receive_count:
+                logger.error("giving up: still in progress elsewhere", extra={"attempt": attempt})
+                self._tell_once(command, replies.busy(command.event_id), first_time=True)
+            raise
         except Exception as exc:
             if not self._failed(command, exc, attempt):
                 self._retry_soon(record, attempt)

@@ -102,11 +102,19 @@ def test_a_checkpoint_copied_into_another_users_thread_does_not_decrypt(deployme
             latest(bobs, BOB_THREAD)
 
 
-def test_memory_stored_in_the_clear_is_refused(deployment, kms):
+def test_memory_from_before_encryption_still_opens_and_the_next_save_is_sealed(deployment, kms):
+    """A deployment upgraded in place: its conversations keep working (refusing them would
+    break each until its TTL), and what is saved from then on is sealed."""
     plain = DynamoDBSaver(table_name=deployment.physical("CheckpointsTable"))
-    save_turn(plain, ADA_THREAD, "planted instructions")
-    with owner_scope(TEAM, ADA), pytest.raises(MemoryNotYours):
-        latest(saver(deployment, kms), ADA_THREAD)
+    save_turn(plain, ADA_THREAD, "from before the upgrade")
+    memory, secret = saver(deployment, kms), secrets.token_hex(8)
+    with owner_scope(TEAM, ADA):
+        old = latest(memory, ADA_THREAD)
+        assert "from before the upgrade" in old.checkpoint["channel_values"]["messages"][0].content
+        save_turn(memory, ADA_THREAD, secret)
+        assert secret in latest(memory, ADA_THREAD).checkpoint["channel_values"]["messages"][0].content
+    stored = repr(items(deployment, ""))
+    assert secret not in stored and secret.encode().hex() not in stored
 
 
 def test_memory_is_never_sealed_or_opened_for_nobody(deployment, kms):

@@ -37,6 +37,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from mailroom.adapters.aws import LazyClient
 from mailroom.errors import ConfigurationError, MailroomError, TransientError
+from mailroom.observability import logger, metrics
 
 CIPHER_NAME = "kms-aes256gcm-v1"
 _NONCE_BYTES = 12
@@ -212,15 +213,23 @@ class KmsEnvelopeCipher(CipherProtocol):
 
 
 class OwnerBoundSerializer(EncryptedSerializer):
-    """LangGraph's EncryptedSerializer that also refuses anything stored in the clear
-    (the stock one passes it through, so a planted plaintext checkpoint would load)."""
+    """LangGraph's EncryptedSerializer, sealing for the owner in scope.
+
+    Memory saved before it was encrypted (a deployment upgraded in place) is still read,
+    so no conversation breaks on the upgrade; the next save seals it, and pruning drops
+    the old checkpoints. Refusing it would break every such conversation until its TTL;
+    what it would guard against (a plaintext item planted by someone who can write the
+    table) cannot make anything be sent: every send waits for the owner's press."""
 
     def __init__(self, cipher: KmsEnvelopeCipher, serde: SerializerProtocol | None = None):
         super().__init__(cipher, serde or JsonPlusSerializer())
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
-        if not data[0].endswith("+" + CIPHER_NAME):
-            raise MemoryNotYours("memory stored without encryption")
+        if "+" not in data[0]:
+            logger.warning("memory saved before encryption read; it is sealed on the next save")
+            metrics.add_metric(name="LegacyMemoryRead", unit="Count", value=1)
+        elif not data[0].endswith("+" + CIPHER_NAME):
+            raise MemoryNotYours("memory sealed by another cipher")
         return super().loads_typed(data)
 
 

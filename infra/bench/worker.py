@@ -354,10 +354,11 @@ class Bench:
         if text == "hello":
             wrong = answer.text != replies.hello()[0]
         else:
-            # The agent edits its placeholder into the answer; the failure and busy
-            # replies quote the event id as their reference.
+            # The agent edits its placeholder into the answer, or (in a thread) streams it;
+            # the failure and busy replies quote the event id as their reference.
             refusals = (replies.needs_gmail(), replies.link_broken())
-            wrong = answer.edits < 1 or event_id in answer.text or answer.text in refusals
+            finished = answer.edits >= 1 or (answer.appends >= 1 and not answer.streaming)
+            wrong = not finished or event_id in answer.text or answer.text in refusals
         if wrong:
             raise BenchError(f"{text!r} was not answered as expected: {answer.text[:300]!r} (see {LOG_PATH})")
         return answer

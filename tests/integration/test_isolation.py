@@ -58,6 +58,24 @@ def press(harness: Harness, card: PostedMessage, action: str, user: str, value: 
     harness.run(command)
 
 
+def submit_edit(harness: Harness, card: PostedMessage, user: str) -> None:
+    """A forged Edit modal submit naming ada's request (its private_metadata is ours to
+    set, and a client can send anything): new recipients and body."""
+    import json
+
+    from infra.local.slack_requests import interaction_body, view_submission
+    from mailroom.slack.parsing import parse_interaction
+    from tests.integration.harness import PUBLIC
+
+    [real] = {e["value"] for b in card.blocks for e in b.get("elements", []) if "value" in e}
+    where = {"action_id": real, "channel": card.channel, "thread_ts": card.thread_ts or ""}
+    view = {"id": "V0FORGED", "type": "modal", "callback_id": "edit_send_submit", "private_metadata": json.dumps(where)}
+    edited = {"to": "mallory@evil.example", "cc": "", "bcc": "", "subject": "x", "body": "all of it"}
+    command = parse_interaction(interaction_body(view_submission(view, edited, user=user)), PUBLIC)
+    assert command is not None
+    harness.run(command)
+
+
 Action = Callable[[Harness, PostedMessage, str, str], object]
 
 ACTIONS: dict[str, Action] = {
@@ -73,6 +91,8 @@ ACTIONS: dict[str, Action] = {
     "approve ada's send": lambda h, card, user, dm: press(h, card, "approve_send", user),
     "cancel ada's send": lambda h, card, user, dm: press(h, card, "cancel_send", user),
     "approve with a made-up action value": lambda h, card, user, dm: press(h, card, "approve_send", user, "0" * 32),
+    "edit ada's send": lambda h, card, user, dm: press(h, card, "edit_send", user),
+    "submit an edit of ada's send": lambda h, card, user, dm: submit_edit(h, card, user),
 }
 
 
@@ -98,3 +118,4 @@ def test_another_user_never_reaches_adas_tokens_memory_drafts_or_send(
     # ada's request still waits for her, and only her, press.
     press(harness, card, "approve_send", LOCAL_USER_ID)
     assert harness.gmail.send_count == 1
+    assert not any(b"evil.example" in m.raw for m in harness.gmail.sent("ada@example.com"))  # as ada asked

@@ -26,7 +26,7 @@ from pydantic import Field
 from mailroom.agent import send_tools
 from mailroom.agent.context import AgentContext
 from mailroom.agent.tools import _run, _untrusted
-from mailroom.approval_record import ApprovalRecord, State, StateConflict
+from mailroom.approval_record import State, StateConflict
 from mailroom.approvals import PendingSend
 from mailroom.mail.attachment_text import MAX_ATTACHMENT_BYTES, describe, extract, kind_of
 from mailroom.mail.decode import body_window
@@ -239,7 +239,7 @@ def _approved(
     payload: dict[str, Any] = {"action_id": action_id}
     if record is None:
         pending = _pending_change(context, mailbox, action_id, action, label, ids, spec_hash)
-        record = store.create(_change_record(context, pending))
+        record = store.create(send_tools.new_record(context, pending))
         payload = pending.to_dict()
     interrupt(payload)
     record = store.get(action_id) or record
@@ -303,20 +303,4 @@ def _pending_change(
         body="\n".join(lines),
         message_hash=spec,
         expires_at=time.time() + context.approval_ttl_seconds,
-    )
-
-
-def _change_record(context: AgentContext, pending: PendingSend) -> ApprovalRecord:
-    return ApprovalRecord(
-        action_id=pending.action_id,
-        kind=CHANGE_KIND,
-        team_id=context.team_id,
-        user_id=context.owner,
-        conversation_id=context.conversation_id,
-        channel_id=context.channel_id,
-        gmail_address=context.email,
-        message_hash=pending.message_hash,
-        state=State.PENDING,
-        created_at=time.time(),
-        expires_at=pending.expires_at,
     )

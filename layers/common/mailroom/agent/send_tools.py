@@ -53,7 +53,7 @@ def ask_then_send(context: AgentContext, mailbox: Mailbox, base_id: str, first: 
             made = first() if version == 0 else _follow_up(context, mailbox, previous, answer, current_id)
             if isinstance(made, str):
                 return made  # refused before anything was asked
-            record = store.create(_new_record(context, made))
+            record = store.create(new_record(context, made))
             payload = made.to_dict()
         # On re-execution this returns the stored answer at once, and `payload` is unused.
         answer = interrupt(payload)
@@ -192,7 +192,8 @@ def _follow_up(
     return pending_for(context, "send_email", current_id, threaded, follows="edited")
 
 
-def _new_record(context: AgentContext, pending: PendingSend) -> ApprovalRecord:
+def new_record(context: AgentContext, pending: PendingSend) -> ApprovalRecord:
+    """The pending record of a request this tool run asks the owner to approve."""
     return ApprovalRecord(
         action_id=pending.action_id,
         kind=pending.kind,

@@ -77,13 +77,7 @@ class SlackChat:
         self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> bool:
-        try:
-            self._call("views_open", trigger_id=trigger_id, view=view)
-        except SlackApiError as exc:
-            if exc.response.get("error") in _SPENT_TRIGGER:
-                return False
-            raise
-        return True
+        return self._call_unless(_SPENT_TRIGGER, "views_open", trigger_id=trigger_id, view=view)
 
     # -- the agent surface (assistant:write): status, suggested prompts, title, streams --
     def set_status(self, channel_id: str, thread_ts: str, status: str) -> None:
@@ -122,10 +116,14 @@ class SlackChat:
 
     def stop_stream(self, channel: str, ts: str) -> bool:
         """Close a stream left open (by a failed delivery); False if it was not streaming."""
+        return self._call_unless(_NOT_STREAMING, "chat_stopStream", channel=channel, ts=ts)
+
+    def _call_unless(self, expected: frozenset[str], method: str, **kwargs: Any) -> bool:
+        """Call `method`; False when Slack refuses it with one of the `expected` errors."""
         try:
-            self._call("chat_stopStream", channel=channel, ts=ts)
+            self._call(method, **kwargs)
         except SlackApiError as exc:
-            if exc.response.get("error") in _NOT_STREAMING:
+            if exc.response.get("error") in expected:
                 return False
             raise
         return True

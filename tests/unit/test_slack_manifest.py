@@ -82,21 +82,22 @@ def bot_scopes() -> list[str]:
 
 
 def web_api_methods_called() -> set[str]:
-    """Every `self._call("chat_postMessage", ...)` in the Slack adapter, as `chat.postMessage`;
-    slack-sdk's `chat_stream` calls chat.startStream, chat.appendStream and chat.stopStream."""
+    """Every `self._call("chat_postMessage", ...)` (and `self._call_unless(refusals,
+    "views_open", ...)`) in the Slack adapter, as `chat.postMessage`; slack-sdk's
+    `chat_stream` calls chat.startStream, chat.appendStream and chat.stopStream."""
     source = Path(slack_chat.__file__).read_text()
     tree = ast.parse(source)
     methods = {"chat.startStream", "chat.appendStream", "chat.stopStream"} if ".chat_stream(" in source else set()
+    method_arg = {"_call": 0, "_call_unless": 1}
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "_call"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            methods.add(node.args[0].value.replace("_", "."))
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        position = method_arg.get(node.func.attr)
+        if position is None or len(node.args) <= position:
+            continue
+        name = node.args[position]
+        if isinstance(name, ast.Constant) and isinstance(name.value, str):
+            methods.add(name.value.replace("_", "."))
     return methods
 
 

@@ -11,7 +11,9 @@ the mailroom package when the layer holds it, then removes what never runs on La
 - zstandard's CFFI backend (12 MB): CPython always loads its C extension (and only
   LangSmith's trace upload, which Mailroom leaves off, uses it at all);
 - tests, type stubs and caches;
-then compiles every module to CPython 3.13 bytecode (see compile_bytecode).
+makes the generated type catalogs in LAZY_REEXPORTS import each name on first use
+(see make_reexports_lazy); then compiles every module to CPython 3.13 bytecode (see
+compile_bytecode).
 tests/build/test_layers.py builds the same layers for x86_64 and imports from them
 every module Mailroom imports, with a client for each kept service, and checks that
 none of them is compiled from source at import.
@@ -20,6 +22,8 @@ none of them is compiled from source at import.
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import py_compile
 import shutil
 import subprocess
@@ -55,6 +59,102 @@ LAMBDA_SITE = Path("/opt/python")
 # LangGraph's and LangChain's own functions can be among them: a failure there falls
 # back quietly to another answer, so those keep their sources too (~4.5 MB).
 KEEP_SOURCE = {"mailroom", "anyio", "langchain_core", "langgraph", "langchain_openai"}
+
+
+# Package __init__ files that only re-export names from their submodules, generated
+# from the vendors' OpenAPI specs, and the sha256 of the upstream file each rule was
+# checked against. Importing `openai` (which langchain_openai does) runs
+# openai/types/__init__.py, which imports every one of OpenAI's ~600 API types
+# (evals, graders, realtime, ...); LangChain Core imports langsmith.run_trees, which
+# imports langsmith/types/__init__.py the same way: ~0.45 s of a first `chat`'s import,
+# for types it never uses. make_reexports_lazy rewrites these files to PEP 562
+# re-exports: the same names, each imported from its submodule the first time it is
+# looked up. A changed upstream file fails the build (and tests/unit/test_lazy_reexports.py)
+# until it is checked again: still only re-exports? then its new sha256 goes here.
+LAZY_REEXPORTS = {
+    "openai/types/__init__.py": "98f15c4ee123816edfbbd0b758a67ca30b80f80939d158e8bed9a1b518d7c6ae",
+    "openai/types/responses/__init__.py": "b0ba985bd25b4e8d4e9b7432907070a8ea77ac6cbd702b2da885ce79bbb7162a",
+    "langsmith/types/__init__.py": "0435a46342d07758715d0e5e0dcab313fa290ffb32951eddb7aa6ee17cb59cd2",
+}
+LAZY_MARKER = "# Lazy re-exports written by Mailroom's layer build"
+
+_LAZY_MODULE = """{future}{marker} (infra/scripts/build_layer.py)
+# from the upstream file of sha256 {digest}:
+# the same names, each imported from its submodule the first time it is looked up (PEP 562).
+import importlib as _importlib
+
+_EXPORTS = {exports!r}
+__all__ = [_name for _name in _EXPORTS if not _name.startswith("_")]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module, attribute = _EXPORTS[name]
+        value = getattr(_importlib.import_module(module, __name__), attribute)
+    elif name.startswith("__"):
+        raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+    else:
+        # The eager file bound, as a side effect, every submodule it imported.
+        try:
+            value = _importlib.import_module(f"{{__name__}}.{{name}}")
+        except ModuleNotFoundError as missing:
+            if missing.name != f"{{__name__}}.{{name}}":
+                raise
+            raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+"""
+
+
+class NotOnlyReexports(ValueError):
+    """A file LAZY_REEXPORTS names does more than re-export, or is not the file checked."""
+
+
+def lazy_reexports(source: str, package_dir: Path, digest: str) -> str:
+    """The PEP 562 module that re-exports what `source` (a package's __init__.py made
+    only of `from .sub import Name as Name` lines) does, importing on first use."""
+    exports: dict[str, tuple[str, str]] = {}
+    future = ""
+    tree = ast.parse(source)
+    for node in tree.body[1:] if ast.get_docstring(tree) is not None else tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            future += ast.unparse(node) + "\n"
+            continue
+        if not (isinstance(node, ast.ImportFrom) and node.level == 1 and node.module):
+            raise NotOnlyReexports(f"not a re-export: {ast.unparse(node)[:100]!r}")
+        for alias in node.names:
+            if alias.name == "*":
+                raise NotOnlyReexports(f"a star import: {ast.unparse(node)!r}")
+            exports[alias.asname or alias.name] = ("." + node.module, alias.name)
+    # A name that is also a submodule would be rebound to the module by its import.
+    submodules = {p.stem for p in package_dir.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+    clashes = sorted(set(exports) & submodules)
+    if clashes:
+        raise NotOnlyReexports(f"names that are also submodules: {clashes}")
+    return _LAZY_MODULE.format(future=future, marker=LAZY_MARKER, digest=digest, exports=exports)
+
+
+def make_reexports_lazy(site: Path) -> list[str]:
+    """Rewrite the LAZY_REEXPORTS files this layer holds; returns those rewritten."""
+    rewritten = []
+    for relative, pinned in LAZY_REEXPORTS.items():
+        path = site / relative
+        if not path.is_file():
+            continue
+        source = path.read_bytes()
+        digest = hashlib.sha256(source).hexdigest()
+        if digest != pinned:
+            raise NotOnlyReexports(
+                f"{relative} changed upstream (sha256 {digest}): check it only re-exports, then pin it "
+                "in LAZY_REEXPORTS"
+            )
+        path.write_text(lazy_reexports(source.decode(), path.parent, digest))
+        rewritten.append(relative)
+    return rewritten
 
 
 def install(requirements: Path, target: Path, python_version: str, architecture: str = "arm64") -> None:
@@ -158,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(args.source / "mailroom", site / "mailroom", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     freed = prune(site)
+    make_reexports_lazy(site)
     sourceless = 0 if args.sources_only else compile_bytecode(site, args.python_version)
     size = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
     print(

@@ -252,3 +252,30 @@ def test_the_arm64_build_holds_the_same_files_as_the_tested_one(layers):
         # `sam build --cached` misses a change of build_layer.py: `make clean build`.
         assert _files(arm64) ^ _files(tested) == set(), f"{logical_id} (a stale build?)"
         _assert_unchecked_bytecode(arm64, magic)
+
+
+_CATALOGS = """
+import importlib, json, os, sys
+root, layers = sys.argv[1], json.loads(sys.argv[2])
+sys.path[:0] = [os.path.join(root, "functions/worker"), *layers]
+from mailroom.agent.preload import AGENT_MODULES, preload_agent
+unused = ("openai.types.graders", "openai.types.responses.response_input_item", "langsmith.types.custom_charts_section")
+importlib.import_module("app")
+for name in AGENT_MODULES:
+    importlib.import_module(name)
+on_demand = [name for name in unused if name in sys.modules]
+preload_agent()
+print(json.dumps({"on_demand": on_demand, "snapshot": [name for name in unused if name in sys.modules]}))
+"""
+
+
+def test_a_first_chat_imports_only_the_api_types_it_uses_and_a_snapshot_all_of_them(layers):
+    # build_layer.LAZY_REEXPORTS: OpenAI's and LangSmith's type catalogs load each type
+    # on first use; SnapStart's init (preload_agent) still loads every one.
+    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "AWS_DEFAULT_REGION": "us-east-1"}
+    command = [layer_python(), "-I", "-S", "-B", "-c", _CATALOGS, str(ROOT), json.dumps([str(p) for p in layers])]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["on_demand"] == []
+    assert len(report["snapshot"]) == 3

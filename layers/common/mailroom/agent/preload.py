@@ -29,6 +29,10 @@ AGENT_MODULES = (
     "googleapiclient.discovery",
     "googleapiclient.http",
 )
+# Type catalogs the layer build makes lazy (infra/scripts/build_layer.py,
+# LAZY_REEXPORTS): a first `chat` imports only the types it touches; a snapshot takes
+# them all, as the libraries' own files would import them.
+LAZY_CATALOGS = ("openai.types", "openai.types.responses", "langsmith.types")
 
 
 def preload_agent() -> int:
@@ -37,6 +41,10 @@ def preload_agent() -> int:
 
     for name in AGENT_MODULES:
         importlib.import_module(name)
+    for name in LAZY_CATALOGS:
+        catalog = importlib.import_module(name)
+        for exported in getattr(catalog, "__all__", ()):
+            getattr(catalog, exported)
 
     from langchain_core.utils.function_calling import convert_to_openai_tool
 

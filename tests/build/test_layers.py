@@ -264,18 +264,40 @@ importlib.import_module("app")
 for name in AGENT_MODULES:
     importlib.import_module(name)
 on_demand = [name for name in unused if name in sys.modules]
+# A turn on demand: the API types it needs load as it goes (a call, then a stream).
+import time
+from langchain_core.messages import HumanMessage
+from langchain_openai import ChatOpenAI
+from langgraph.checkpoint.memory import InMemorySaver
+from mailroom.agent.context import AgentContext
+from mailroom.agent.graph import build_graph, final_answer
+from mailroom.agent.tools import gmail_tools
+base_url, key = json.loads(sys.argv[3])
+model = ChatOpenAI(base_url=base_url, api_key=key, model="gpt-4o-mini", max_retries=0)
+graph = build_graph(model, gmail_tools(), InMemorySaver())
+context = AgentContext(email="probe@example.com", deadline=time.monotonic() + 60)
+config = {"configurable": {"thread_id": "on-demand"}}
+question = {"messages": [HumanMessage("what can you do?")]}
+answers = [final_answer(graph.invoke(question, config, context=context)["messages"])]
+streamed = graph.stream(question, config, context=context, stream_mode="messages")
+answers.append("".join(str(chunk.content) for chunk, _ in streamed))
 preload_agent()
-print(json.dumps({"on_demand": on_demand, "snapshot": [name for name in unused if name in sys.modules]}))
+snapshot = [name for name in unused if name in sys.modules]
+print(json.dumps({"on_demand": on_demand, "answers": answers, "snapshot": snapshot}))
 """
 
 
-def test_a_first_chat_imports_only_the_api_types_it_uses_and_a_snapshot_all_of_them(layers):
+def test_a_first_chat_imports_only_the_api_types_it_uses_and_a_snapshot_all_of_them(layers, model):
     # build_layer.LAZY_REEXPORTS: OpenAI's and LangSmith's type catalogs load each type
     # on first use; SnapStart's init (preload_agent) still loads every one.
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "AWS_DEFAULT_REGION": "us-east-1"}
     command = [layer_python(), "-I", "-S", "-B", "-c", _CATALOGS, str(ROOT), json.dumps([str(p) for p in layers])]
+    command.append(json.dumps([model.base_url, model.api_key]))
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert report["on_demand"] == []
+    assert len(report["answers"]) == 2
+    assert all("search and summarise your email" in answer for answer in report["answers"]), report["answers"]
+    assert model.requests[-1]["stream"] is True
     assert len(report["snapshot"]) == 3

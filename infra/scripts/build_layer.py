@@ -61,30 +61,35 @@ LAMBDA_SITE = Path("/opt/python")
 KEEP_SOURCE = {"mailroom", "anyio", "langchain_core", "langgraph", "langchain_openai"}
 
 
-# Package __init__ files that only re-export names from their submodules, generated
-# from the vendors' OpenAPI specs, and the sha256 of the upstream file each rule was
-# checked against. Importing `openai` (which langchain_openai does) runs
-# openai/types/__init__.py, which imports every one of OpenAI's ~600 API types
-# (evals, graders, realtime, ...); LangChain Core imports langsmith.run_trees, which
-# imports langsmith/types/__init__.py the same way: ~0.45 s of a first `chat`'s import,
-# for types it never uses. make_reexports_lazy rewrites these files to PEP 562
-# re-exports: the same names, each imported from its submodule the first time it is
-# looked up. A changed upstream file fails the build (and tests/unit/test_lazy_reexports.py)
-# until it is checked again: still only re-exports? then its new sha256 goes here.
+# Package __init__ files that only re-export names from their submodules, and the
+# sha256 of the upstream file each was checked at. Importing `openai` (which
+# langchain_openai does) runs openai/types/__init__.py, which imports every one of
+# OpenAI's ~600 API types (evals, graders, realtime, ...); LangChain Core imports
+# langsmith.run_trees, which imports langsmith/types/__init__.py the same way:
+# ~0.45 s of a first `chat`'s import, for types it never uses. langchain_openai's
+# imports its legacy completions and embeddings models (and YAML) beside ChatOpenAI;
+# LangGraph imports langgraph_sdk.auth.types, and langgraph_sdk's runs its whole
+# remote client (websockets, its HTTP stack) for it. make_reexports_lazy rewrites
+# these files to PEP 562 re-exports: the same names, each imported from its submodule
+# the first time it is looked up. A changed upstream file fails the build (and
+# tests/unit/test_lazy_reexports.py) until it is checked again: still only
+# re-exports? then its new sha256 goes here.
 LAZY_REEXPORTS = {
     "openai/types/__init__.py": "98f15c4ee123816edfbbd0b758a67ca30b80f80939d158e8bed9a1b518d7c6ae",
     "openai/types/responses/__init__.py": "b0ba985bd25b4e8d4e9b7432907070a8ea77ac6cbd702b2da885ce79bbb7162a",
     "langsmith/types/__init__.py": "0435a46342d07758715d0e5e0dcab313fa290ffb32951eddb7aa6ee17cb59cd2",
+    "langchain_openai/__init__.py": "5673ccbe8f53267c2027dd390051424928a6e1e744c2f8c8a418960a29dccf4d",
+    "langgraph_sdk/__init__.py": "eef26e57407f3d777b10305f544b2f352eab25c35f3bef2d82e7ba98994f4464",
 }
 LAZY_MARKER = "# Lazy re-exports written by Mailroom's layer build"
 
-_LAZY_MODULE = """{future}{marker} (infra/scripts/build_layer.py)
+_LAZY_MODULE = """{head}{marker} (infra/scripts/build_layer.py)
 # from the upstream file of sha256 {digest}:
 # the same names, each imported from its submodule the first time it is looked up (PEP 562).
 import importlib as _importlib
 
-_EXPORTS = {exports!r}
-__all__ = [_name for _name in _EXPORTS if not _name.startswith("_")]
+{constants}_EXPORTS = {exports!r}
+__all__ = {public!r}
 
 
 def __getattr__(name):
@@ -114,28 +119,63 @@ class NotOnlyReexports(ValueError):
     """A file LAZY_REEXPORTS names does more than re-export, or is not the file checked."""
 
 
-def lazy_reexports(source: str, package_dir: Path, digest: str) -> str:
-    """The PEP 562 module that re-exports what `source` (a package's __init__.py made
-    only of `from .sub import Name as Name` lines) does, importing on first use."""
+def lazy_reexports(source: str, package_dir: Path, digest: str, package: str) -> str:
+    """The PEP 562 module that re-exports what `source`, the __init__.py of `package`,
+    does, importing on first use. The file may hold only a docstring, `from __future__`,
+    imports of names from the package's own submodules (`from .sub import Name` or
+    `from package.sub import Name`), `__version__ = "..."` and `__all__ = [...]`."""
     exports: dict[str, tuple[str, str]] = {}
-    future = ""
+    head, constants = "", ""
+    listed: list[str] | None = None
     tree = ast.parse(source)
-    for node in tree.body[1:] if ast.get_docstring(tree) is not None else tree.body:
+    body = tree.body
+    if ast.get_docstring(tree) is not None:
+        head, body = ast.unparse(body[0]) + "\n", body[1:]
+    for node in body:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            future += ast.unparse(node) + "\n"
-            continue
-        if not (isinstance(node, ast.ImportFrom) and node.level == 1 and node.module):
+            head += ast.unparse(node) + "\n"
+        elif isinstance(node, ast.ImportFrom) and node.module and _own_module(node, package):
+            for alias in node.names:
+                if alias.name == "*":
+                    raise NotOnlyReexports(f"a star import: {ast.unparse(node)!r}")
+                exports[alias.asname or alias.name] = ("." * node.level + node.module, alias.name)
+        elif isinstance(_constant(node, "__version__"), str):
+            constants += ast.unparse(node) + "\n"
+        elif isinstance(names := _constant(node, "__all__"), list):
+            listed = names
+        else:
             raise NotOnlyReexports(f"not a re-export: {ast.unparse(node)[:100]!r}")
-        for alias in node.names:
-            if alias.name == "*":
-                raise NotOnlyReexports(f"a star import: {ast.unparse(node)!r}")
-            exports[alias.asname or alias.name] = ("." + node.module, alias.name)
     # A name that is also a submodule would be rebound to the module by its import.
     submodules = {p.stem for p in package_dir.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
     clashes = sorted(set(exports) & submodules)
     if clashes:
         raise NotOnlyReexports(f"names that are also submodules: {clashes}")
-    return _LAZY_MODULE.format(future=future, marker=LAZY_MARKER, digest=digest, exports=exports)
+    public = [name for name in exports if not name.startswith("_")] if listed is None else listed
+    unknown = sorted(set(public) - set(exports) - ({"__version__"} if constants else set()))
+    if unknown:
+        raise NotOnlyReexports(f"__all__ names what the file does not import: {unknown}")
+    return _LAZY_MODULE.format(
+        head=head, marker=LAZY_MARKER, digest=digest, constants=constants, exports=exports, public=public
+    )
+
+
+def _own_module(node: ast.ImportFrom, package: str) -> bool:
+    """`from .sub import ...`, or `from <package>.sub import ...`."""
+    module = node.module or ""
+    return node.level == 1 or (node.level == 0 and module.startswith(package + "."))
+
+
+def _constant(node: ast.stmt, name: str) -> str | list[str] | None:
+    """The value of `name = <a string, or a list of strings>`, else None."""
+    if not (isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == [name]):
+        return None
+    try:
+        value = ast.literal_eval(node.value)
+    except ValueError:
+        return None
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return value
+    return None
 
 
 def make_reexports_lazy(site: Path) -> list[str]:
@@ -152,7 +192,8 @@ def make_reexports_lazy(site: Path) -> list[str]:
                 f"{relative} changed upstream (sha256 {digest}): check it only re-exports, then pin it "
                 "in LAZY_REEXPORTS"
             )
-        path.write_text(lazy_reexports(source.decode(), path.parent, digest))
+        package = relative.removesuffix("/__init__.py").replace("/", ".")
+        path.write_text(lazy_reexports(source.decode(), path.parent, digest, package))
         rewritten.append(relative)
     return rewritten
 

@@ -259,7 +259,8 @@ import importlib, json, os, sys
 root, layers = sys.argv[1], json.loads(sys.argv[2])
 sys.path[:0] = [os.path.join(root, "functions/worker"), *layers]
 from mailroom.agent.preload import AGENT_MODULES, preload_agent
-unused = ("openai.types.graders", "openai.types.responses.response_input_item", "langsmith.types.custom_charts_section")
+unused = ("openai.types.graders", "openai.types.responses.response_input_item", "langsmith.types.custom_charts_section",
+          "langchain_openai.llms", "langgraph_sdk.client")
 importlib.import_module("app")
 for name in AGENT_MODULES:
     importlib.import_module(name)
@@ -288,8 +289,9 @@ print(json.dumps({"on_demand": on_demand, "answers": answers, "snapshot": snapsh
 
 
 def test_a_first_chat_imports_only_the_api_types_it_uses_and_a_snapshot_all_of_them(layers, model):
-    # build_layer.LAZY_REEXPORTS: OpenAI's and LangSmith's type catalogs load each type
-    # on first use; SnapStart's init (preload_agent) still loads every one.
+    # build_layer.LAZY_REEXPORTS: OpenAI's and LangSmith's type catalogs, langchain_openai
+    # and langgraph_sdk load each name on first use; SnapStart's init (preload_agent)
+    # still loads every one.
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "AWS_DEFAULT_REGION": "us-east-1"}
     command = [layer_python(), "-I", "-S", "-B", "-c", _CATALOGS, str(ROOT), json.dumps([str(p) for p in layers])]
     command.append(json.dumps([model.base_url, model.api_key]))
@@ -300,4 +302,4 @@ def test_a_first_chat_imports_only_the_api_types_it_uses_and_a_snapshot_all_of_t
     assert len(report["answers"]) == 2
     assert all("search and summarise your email" in answer for answer in report["answers"]), report["answers"]
     assert model.requests[-1]["stream"] is True
-    assert len(report["snapshot"]) == 3
+    assert len(report["snapshot"]) == 5

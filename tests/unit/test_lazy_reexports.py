@@ -155,3 +155,9 @@ def test_a_changed_upstream_file_stops_the_build(tmp_path):
     (tmp_path / relative).write_text(installed(relative).read_text() + "from .batch import Batch as Batch2\n")
     with pytest.raises(NotOnlyReexports, match="changed upstream"):
         make_reexports_lazy(tmp_path)
+
+
+def test_a_snapshot_init_loads_every_package_the_build_makes_lazy():
+    from mailroom.agent.preload import LAZY_PACKAGES
+
+    assert {r.removesuffix("/__init__.py").replace("/", ".") for r in LAZY_REEXPORTS} == set(LAZY_PACKAGES)

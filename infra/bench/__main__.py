@@ -50,7 +50,8 @@ def targets() -> list[tuple[str, str, str, bool | None]]:
     if worker:
         cold = worker["cold"]
         ratio = median(cold["import_only_ms"]["chat"]) / median(cold["import_only_ms"]["hello"])
-        rows.append(("chat cold import vs hello (no SnapStart)", "<= 2.50x", f"{ratio:.2f}x", ratio <= 2.5))
+        # The development environment's packages, not the layers Lambda runs (below).
+        rows.append(("chat cold import vs hello, from .venv", "-", f"{ratio:.2f}x", None))
         firsts = cold["first_invocation_ms"]
         on_demand, restored = median(firsts["chat"]["total"]), median(firsts["chat_snapshot"]["total"])
         rows.append(
@@ -75,6 +76,11 @@ def targets() -> list[tuple[str, str, str, bool | None]]:
     layers = load(RESULTS["layers"])
     if layers:
         built = layers["median_ms"]
+        if "ratio_to_hello" in layers:
+            ratios = layers["ratio_to_hello"]["bytecode"]
+            chat, ready = ratios["chat"], ratios["chat, model ready"]
+            rows.append(("chat cold import vs hello, built layers", "<= 2.50x", f"{chat:.2f}x", chat <= 2.5))
+            rows.append(("... and the first turn's setup (model ready)", "-", f"{ready:.2f}x", None))
         for path in ("hello", "chat"):
             shown = f"{built['bytecode'][path]:.0f} vs {built['sources only'][path]:.0f} ms"
             faster = built["bytecode"][path] < built["sources only"][path]

@@ -252,3 +252,54 @@ def test_the_arm64_build_holds_the_same_files_as_the_tested_one(layers):
         # `sam build --cached` misses a change of build_layer.py: `make clean build`.
         assert _files(arm64) ^ _files(tested) == set(), f"{logical_id} (a stale build?)"
         _assert_unchecked_bytecode(arm64, magic)
+
+
+_CATALOGS = """
+import importlib, json, os, sys
+root, layers = sys.argv[1], json.loads(sys.argv[2])
+sys.path[:0] = [os.path.join(root, "functions/worker"), *layers]
+from mailroom.agent.preload import AGENT_MODULES, preload_agent
+unused = ("openai.types.graders", "openai.types.responses.response_input_item", "langsmith.types.custom_charts_section",
+          "langchain_openai.llms", "langgraph_sdk.client")
+importlib.import_module("app")
+for name in AGENT_MODULES:
+    importlib.import_module(name)
+on_demand = [name for name in unused if name in sys.modules]
+# A turn on demand: the API types it needs load as it goes (a call, then a stream).
+import time
+from langchain_core.messages import HumanMessage
+from langchain_openai import ChatOpenAI
+from langgraph.checkpoint.memory import InMemorySaver
+from mailroom.agent.context import AgentContext
+from mailroom.agent.graph import build_graph, final_answer
+from mailroom.agent.tools import gmail_tools
+base_url, key = json.loads(sys.argv[3])
+model = ChatOpenAI(base_url=base_url, api_key=key, model="gpt-4o-mini", max_retries=0)
+graph = build_graph(model, gmail_tools(), InMemorySaver())
+context = AgentContext(email="probe@example.com", deadline=time.monotonic() + 60)
+config = {"configurable": {"thread_id": "on-demand"}}
+question = {"messages": [HumanMessage("what can you do?")]}
+answers = [final_answer(graph.invoke(question, config, context=context)["messages"])]
+streamed = graph.stream(question, config, context=context, stream_mode="messages")
+answers.append("".join(str(chunk.content) for chunk, _ in streamed))
+preload_agent()
+snapshot = [name for name in unused if name in sys.modules]
+print(json.dumps({"on_demand": on_demand, "answers": answers, "snapshot": snapshot}))
+"""
+
+
+def test_a_first_chat_imports_only_the_api_types_it_uses_and_a_snapshot_all_of_them(layers, model):
+    # build_layer.LAZY_REEXPORTS: OpenAI's and LangSmith's type catalogs, langchain_openai
+    # and langgraph_sdk load each name on first use; SnapStart's init (preload_agent)
+    # still loads every one.
+    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "AWS_DEFAULT_REGION": "us-east-1"}
+    command = [layer_python(), "-I", "-S", "-B", "-c", _CATALOGS, str(ROOT), json.dumps([str(p) for p in layers])]
+    command.append(json.dumps([model.base_url, model.api_key]))
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["on_demand"] == []
+    assert len(report["answers"]) == 2
+    assert all("search and summarise your email" in answer for answer in report["answers"]), report["answers"]
+    assert model.requests[-1]["stream"] is True
+    assert len(report["snapshot"]) == 5

@@ -22,13 +22,17 @@ AGENT_MODULES = (
     "mailroom.oauth_state",
     "mailroom.rate_limit",
     "mailroom.vault",
-    "langchain_openai",
+    "langchain_openai.chat_models",  # ChatOpenAI's (the package itself is lazy, see below)
     "aws_encryption_sdk",
     "aws_encryption_sdk.key_providers.kms",
     "google.auth.transport.requests",
     "googleapiclient.discovery",
     "googleapiclient.http",
 )
+# Packages whose __init__ the layer build makes lazy (infra/scripts/build_layer.py,
+# LAZY_REEXPORTS): a first `chat` imports only what it touches of them; a snapshot
+# takes all of it, as the libraries' own files would import it.
+LAZY_PACKAGES = ("openai.types", "openai.types.responses", "langsmith.types", "langchain_openai", "langgraph_sdk")
 
 
 def preload_agent() -> int:
@@ -37,6 +41,10 @@ def preload_agent() -> int:
 
     for name in AGENT_MODULES:
         importlib.import_module(name)
+    for name in LAZY_PACKAGES:
+        package = importlib.import_module(name)
+        for exported in getattr(package, "__all__", ()):
+            getattr(package, exported)
 
     from langchain_core.utils.function_calling import convert_to_openai_tool
 

@@ -179,7 +179,10 @@ def test_a_redelivery_after_slack_failed_posts_the_recorded_answer_without_runni
     assert counter["events"]["SS"] == [ask.event_id], "it knows which event it counted (ids only)"
     # Slack is the record of what was posted (the placeholder's metadata), not a table.
     assert not [i for i in usage if i["pk"]["S"].startswith("turn#")]
-    assert answer.metadata == {"event_type": "mailroom_reply", "event_payload": {"event_id": ask.event_id, "part": "placeholder"}}
+    assert answer.metadata == {
+        "event_type": "mailroom_reply",
+        "event_payload": {"event_id": ask.event_id, "part": "placeholder"},
+    }
 
 
 def test_a_turn_retried_after_it_drafted_finds_its_draft_instead_of_making_another(agent: Harness):

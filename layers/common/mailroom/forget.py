@@ -67,11 +67,11 @@ class ThreadIndex:
         now = int(self._clock())
         current = self._claimed(team_id, user_id, thread_id)
         if current is not None:
-            owner, ttls = current
-            if owner is not None and owner != (team_id, user_id):
+            claimed_by, ttls = current
+            if claimed_by is not None and claimed_by != (team_id, user_id):
                 logger.warning("conversation claimed by another user", extra={"team_id": team_id, "user_id": user_id})
                 return False
-            if owner is not None and len(ttls) == 2 and min(ttls) >= now + self._ttl:
+            if claimed_by is not None and len(ttls) == 2 and min(ttls) >= now + self._ttl:
                 return True
         # A day beyond the checkpoints' own TTL, so the index never loses a live thread.
         ttl = {"N": str(now + self._ttl + 86400)}

@@ -119,3 +119,25 @@ def test_a_first_delivery_reads_nothing_back_and_writes_no_turn_record(agent, sl
     assert not [i for i in usage if i["pk"]["S"].startswith("turn#")]
     [counter] = [i for i in usage if i["pk"]["S"].startswith(f"chat#{LOCAL_TEAM_ID}#{LOCAL_USER_ID}#")]
     assert ask.event_id in counter["events"]["SS"]
+
+
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+def test_an_agent_turn_writes_dynamodb_at_most_four_times(agent, monkeypatch):
+    """Idempotency (2), the rate limit (1) and the checkpoint (1): what was posted is in
+    Slack, and the conversation's ownership, once claimed, is only read."""
+    from botocore.client import BaseClient
+
+    calls: list[tuple[str, str]] = []
+    original = BaseClient._make_api_call
+
+    def counting(client, operation, params):
+        calls.append((client.meta.service_model.service_name, operation))
+        return original(client, operation, params)
+
+    agent.say("What did Alice send me this week?")  # the conversation's first turn claims it
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    agent.say("And from Bob?")
+    writes = [op for service, op in calls if service == "dynamodb" and op in WRITES]
+    assert sorted(writes) == ["BatchWriteItem", "PutItem", "UpdateItem", "UpdateItem"], writes

@@ -103,9 +103,7 @@ class ThreadIndex:
             raise
         return True
 
-    def _claimed(
-        self, team_id: str, user_id: str, thread_id: str
-    ) -> tuple[tuple[str, str] | None, list[int]] | None:
+    def _claimed(self, team_id: str, user_id: str, thread_id: str) -> tuple[tuple[str, str] | None, list[int]] | None:
         """(owner, TTLs of the owner and index items found), or None if DynamoDB left the
         read unprocessed (then the transaction decides)."""
         index_key = {"PK": {"S": _index_pk(team_id, user_id)}, "SK": {"S": thread_id}}

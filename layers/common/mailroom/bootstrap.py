@@ -253,16 +253,20 @@ def build_oauth_callback(settings: CallbackSettings | None = None) -> OAuthCallb
     from mailroom.adapters.slack_oidc import SlackOpenIdConnect
     from mailroom.oauth_callback import OAuthCallback
     from mailroom.oauth_state import OAuthStateStore
+    from mailroom.reply_once import OnceChat
     from mailroom.secrets import SecretStore
     from mailroom.settings import CallbackSettings
     from mailroom.vault import TokenVault
 
     resolved = settings or CallbackSettings.from_environment()
     secrets = SecretStore(resolved)
-    chat = _slack_chat(resolved, secrets)
+    slack = _slack_chat(resolved, secrets)
+    # Its message in the user's thread is marked as answering no queued event, so a
+    # redelivered question there never takes it for a stream it lost (mailroom.reply_once).
+    chat = OnceChat(slack)
     forgetter = Lazy(
         lambda: _forgetter(
-            _thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds), resolved.approvals_table, chat
+            _thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds), resolved.approvals_table, slack
         )
     )
     return OAuthCallback(

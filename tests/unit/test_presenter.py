@@ -37,7 +37,7 @@ class FakeStream:
         self.calls += 1
         self.ts = self.ts or "1.000001"
 
-    def stop(self, blocks: list[dict[str, Any]] | None = None) -> None:
+    def stop(self, blocks: list[dict[str, Any]] | None = None, metadata: dict[str, Any] | None = None) -> None:
         if self.surface.expire_after is not None and self.calls > self.surface.expire_after:
             raise Refused("message_not_in_streaming_state")
         self.stopped, self.blocks = True, blocks

@@ -57,6 +57,9 @@ METHOD_SCOPES = {
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
     "conversations.open": "im:write",
+    # A repeated delivery reads back what it posted in the DM (mailroom.reply_once).
+    "conversations.history": "im:history",
+    "conversations.replies": "im:history",
     "users.info": "users:read",
     "chat.startStream": "chat:write",
     "chat.appendStream": "chat:write",
@@ -121,6 +124,8 @@ def test_the_adapter_calls_the_chat_methods_the_scopes_are_for():
         "chat.postEphemeral",
         "chat.update",
         "views.open",
+        "conversations.history",
+        "conversations.replies",
         "chat.startStream",
         "chat.appendStream",
         "chat.stopStream",

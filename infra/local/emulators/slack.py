@@ -26,6 +26,9 @@ The agent surface is emulated with Slack's argument rules: assistant.threads.set
 setSuggestedPrompts (up to four) / setTitle, and chat.startStream (a reply: thread_ts in a
 DM; recipient user and team outside DMs) / appendStream / stopStream, whose streams can be
 made to expire (`expire_streams_after`) and then answer message_not_in_streaming_state.
+Message metadata (`metadata` of chat.postMessage, chat.update and chat.stopStream) is kept
+and read back through conversations.history / conversations.replies (oldest, latest,
+inclusive, limit, cursor pagination) only with `include_all_metadata`, as Slack does.
 `without_agent_surface()` stands for a workspace without it (missing_scope).
 
 Run standalone with `python -m infra.local.emulators.slack --port 8401`.
@@ -92,6 +95,9 @@ class PostedMessage:
     edits: int = 0  # how many chat.update calls changed it
     streaming: bool = False  # True between chat.startStream and chat.stopStream
     appends: int = 0  # chat.appendStream calls it took
+    # Slack message metadata ({"event_type", "event_payload"}), kept across chat.update
+    # calls that do not give it; returned by conversations.* only with include_all_metadata.
+    metadata: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,6 +165,8 @@ class SlackEmulator(Emulator):
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
             "assistant.threads.setSuggestedPrompts": self._assistant_threads_set_suggested_prompts,
@@ -485,7 +493,7 @@ class SlackEmulator(Emulator):
             self._last_ts_us = max(now_us, self._last_ts_us + 1)
             return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
 
-    def _message_json(self, message: PostedMessage) -> dict[str, Any]:
+    def _message_json(self, message: PostedMessage, *, with_metadata: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": "message",
             "text": message.text,
@@ -499,6 +507,8 @@ class SlackEmulator(Emulator):
             body["parent_user_id"] = self.bot_user_id
         if message.blocks:
             body["blocks"] = message.blocks
+        if with_metadata and message.metadata is not None:
+            body["metadata"] = copy.deepcopy(message.metadata)
         return body
 
     def _find(self, args: dict[str, Any], ts_arg: str = "ts") -> PostedMessage:
@@ -553,6 +563,8 @@ class SlackEmulator(Emulator):
         if not text and not blocks and not args.get("attachments"):
             raise SlackError("no_text")
         thread_ts = _blank_to_none(args.get("thread_ts"))
+        if not extra.get("ephemeral"):  # chat.postEphemeral takes no metadata
+            extra["metadata"] = _metadata(args.get("metadata"))
         message = PostedMessage(
             channel=channel, ts=self._next_ts(), thread_ts=thread_ts, text=str(text), blocks=blocks, **extra
         )
@@ -580,6 +592,8 @@ class SlackEmulator(Emulator):
             message.text = str(text)
         if args.get("blocks") is not None:  # absent keeps the old blocks; [] removes them
             message.blocks = _blocks(args["blocks"])
+        if args.get("metadata"):  # Slack: absent keeps the message's metadata
+            message.metadata = _metadata(args["metadata"])
         message.edits += 1
         return {
             "channel": message.channel,
@@ -638,6 +652,8 @@ class SlackEmulator(Emulator):
         _append_stream_content(message, args)
         if args.get("blocks") is not None:  # rendered at the bottom of the final message
             message.blocks = message.blocks + _blocks(args["blocks"])
+        if args.get("metadata"):  # chat.stopStream takes metadata; chat.startStream does not
+            message.metadata = _metadata(args["metadata"])
         message.streaming = False
         return {"channel": message.channel, "ts": message.ts, "message": self._message_json(message)}
 
@@ -697,6 +713,61 @@ class SlackEmulator(Emulator):
         body: dict[str, Any] = {"channel": channel}
         if already_open:
             body.update({"no_op": True, "already_open": True})
+        return body
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (no replies), newest first, between `oldest` and `latest`."""
+        channel = _require_channel(args)
+        found = [
+            m
+            for m in self._messages.values()
+            if m.channel == channel and not m.ephemeral and m.thread_ts is None and _in_window(m.ts, args)
+        ]
+        found.sort(key=lambda m: _ts_key(m.ts), reverse=True)
+        return self._page(found, args, default_limit=100)
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent first (when the bot posted it), then the replies in order,
+        those between `oldest` and `latest`."""
+        channel = _require_channel(args)
+        ts = _blank_to_none(args.get("ts"))
+        if ts is None:
+            raise SlackError("thread_not_found")
+        _check_ts(ts)
+        in_channel = [m for m in self._messages.values() if m.channel == channel and not m.ephemeral]
+        parent = [m for m in in_channel if m.ts == ts and m.thread_ts is None]
+        replies = sorted((m for m in in_channel if m.thread_ts == ts), key=lambda m: _ts_key(m.ts))
+        if not parent and not replies:
+            # Only the bot's messages are kept here: a thread it never wrote in is unknown.
+            raise SlackError("thread_not_found")
+        return self._page(parent + [m for m in replies if _in_window(m.ts, args)], args, default_limit=1000)
+
+    def _page(self, found: list[PostedMessage], args: dict[str, Any], *, default_limit: int) -> dict[str, Any]:
+        """Slack's cursor pagination: `limit` (at most 999 for history, 1000 by default
+        for replies), an opaque `cursor`, `has_more` and `response_metadata.next_cursor`."""
+        try:
+            limit = int(args.get("limit") or default_limit)
+        except (TypeError, ValueError):
+            raise SlackError("invalid_limit") from None
+        limit = max(1, min(limit, 999 if default_limit == 100 else 1000))
+        cursor = args.get("cursor") or ""
+        start = 0
+        if cursor:
+            try:
+                start = int(base64.b64decode(str(cursor), validate=True).decode().removeprefix("next_ts:"))
+            except ValueError:
+                raise SlackError("invalid_cursor") from None
+            if not 0 <= start <= len(found):
+                raise SlackError("invalid_cursor")
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        with_metadata = _truthy(args.get("include_all_metadata"))
+        body: dict[str, Any] = {
+            "messages": [self._message_json(m, with_metadata=with_metadata) for m in page],
+            "has_more": more,
+        }
+        next_cursor = base64.b64encode(f"next_ts:{start + limit}".encode()).decode() if more else ""
+        body["response_metadata"] = {"next_cursor": next_cursor}
         return body
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -968,6 +1039,48 @@ def _request_args(request: Request) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 args[name] = json.loads(args[name])
     return args
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    """Slack's message metadata: an event_type string and an event_payload object."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, dict):
+        raise SlackError("invalid_metadata_format")
+    if not isinstance(value.get("event_type"), str) or not isinstance(value.get("event_payload"), dict):
+        raise SlackError("invalid_metadata_schema")
+    return copy.deepcopy(value)
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def _check_ts(ts: str) -> None:
+    try:
+        _ts_key(ts)
+    except ValueError:
+        raise SlackError("thread_not_found") from None
+
+
+def _in_window(ts: str, args: dict[str, Any]) -> bool:
+    """Slack's oldest/latest bounds (exclusive unless `inclusive`); a bad bound is an error."""
+    inclusive = _truthy(args.get("inclusive"))
+    key = _ts_key(ts)
+    for name, after in (("oldest", True), ("latest", False)):
+        bound = _blank_to_none(args.get(name))
+        if bound is None:
+            continue
+        try:
+            limit = _ts_key(bound)
+        except ValueError:
+            raise SlackError(f"invalid_ts_{name}") from None
+        if key == limit and not inclusive:
+            return False
+        if (key < limit) if after else (key > limit):
+            return False
+    return True
 
 
 def _require_channel(args: dict[str, Any]) -> str:

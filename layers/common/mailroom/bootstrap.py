@@ -82,6 +82,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     from mailroom.adapters.sqs_queue import SqsQueue
+    from mailroom.reply_once import OnceChat
     from mailroom.secrets import SecretStore
     from mailroom.settings import WorkerSettings
     from mailroom.turn_records import TurnRecords
@@ -90,7 +91,9 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
     resolved = settings or WorkerSettings.from_environment()
     clock = InvocationClock()
     secrets = SecretStore(resolved)
-    chat = _slack_chat(resolved, secrets)
+    slack = _slack_chat(resolved, secrets)
+    # Every reply marked with the event it answers, and posted once (mailroom.reply_once).
+    chat = OnceChat(slack)
     records = TurnRecords(resolved.usage_table, resolved.turn_record_ttl_seconds)
 
     oauth = Lazy(lambda: _google_oauth(resolved, secrets))
@@ -106,7 +109,7 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             links=TokenVault(resolved.tokens_table, resolved.tokens_key_arn),
             states=OAuthStateStore(resolved.oauth_state_table),
             oauth=oauth(),
-            forgetter=_forgetter(index(), resolved.approvals_table, chat),
+            forgetter=_forgetter(index(), resolved.approvals_table, slack),
         )
 
     link = Lazy(gmail_link)
@@ -142,19 +145,19 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             rate_limiter=RateLimiter(resolved.usage_table, resolved.chat_rate_limit, resolved.chat_rate_window_seconds),
             approvals=DynamoApprovalStore(resolved.approvals_table),
             **({"send_step": send_step} if send_step else {}),
-            records=records,
-            surface=chat,
+            surface=slack,
+            replies=chat,
         )
 
     agent = Lazy(agent_chat)
-    expiry_sweep = Lazy(lambda: _expiry_sweep(resolved.approvals_table, chat, clock.seconds_left))
+    expiry_sweep = Lazy(lambda: _expiry_sweep(resolved.approvals_table, slack, clock.seconds_left))
 
     def prompts(command: Command) -> None:
         # Light: a DynamoDB read of whether the user is linked, one Slack call.
         from mailroom.slack.prompts import offer_prompts
         from mailroom.vault import TokenVault
 
-        offer_prompts(chat, command, TokenVault(resolved.tokens_table, resolved.tokens_key_arn).email_of)
+        offer_prompts(slack, command, TokenVault(resolved.tokens_table, resolved.tokens_key_arn).email_of)
 
     def feedback(command: Command) -> None:
         from mailroom.feedback import FeedbackRecords, take_feedback
@@ -167,8 +170,8 @@ def build_worker(settings: WorkerSettings | None = None, *, send_step: Callable[
             # at once that the question was taken.
             from mailroom.slack.presenter import first_status
 
-            first_status(chat, command.channel_id, command.thread_ts)
-        _as_owner(command, agent(), index(), chat)
+            first_status(slack, command.channel_id, command.thread_ts)
+        _as_owner(command, agent(), index(), slack)
 
     handlers = {
         "prompts": prompts,
@@ -250,16 +253,20 @@ def build_oauth_callback(settings: CallbackSettings | None = None) -> OAuthCallb
     from mailroom.adapters.slack_oidc import SlackOpenIdConnect
     from mailroom.oauth_callback import OAuthCallback
     from mailroom.oauth_state import OAuthStateStore
+    from mailroom.reply_once import OnceChat
     from mailroom.secrets import SecretStore
     from mailroom.settings import CallbackSettings
     from mailroom.vault import TokenVault
 
     resolved = settings or CallbackSettings.from_environment()
     secrets = SecretStore(resolved)
-    chat = _slack_chat(resolved, secrets)
+    slack = _slack_chat(resolved, secrets)
+    # Its message in the user's thread is marked as answering no queued event, so a
+    # redelivered question there never takes it for a stream it lost (mailroom.reply_once).
+    chat = OnceChat(slack)
     forgetter = Lazy(
         lambda: _forgetter(
-            _thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds), resolved.approvals_table, chat
+            _thread_index(resolved.checkpoints_table, resolved.checkpoint_ttl_seconds), resolved.approvals_table, slack
         )
     )
     return OAuthCallback(

@@ -60,10 +60,21 @@ class ThreadIndex:
         """Record (or refresh) the conversation as this user's, before it is checkpointed;
         False, and nothing written, if it is someone else's.
 
-        Every turn writes it (one transaction): a cache could skip the write after a
-        revoke in another worker erased the index, and leave a conversation unindexed."""
+        Read first (both items, consistently): a conversation already this user's, with
+        its index entry, both outliving the checkpoints this turn writes, needs no write
+        (most turns). Otherwise one transaction writes them. Both are read every turn, not
+        cached: a revoke in another worker may have erased the index."""
+        now = int(self._clock())
+        current = self._claimed(team_id, user_id, thread_id)
+        if current is not None:
+            claimed_by, ttls = current
+            if claimed_by is not None and claimed_by != (team_id, user_id):
+                logger.warning("conversation claimed by another user", extra={"team_id": team_id, "user_id": user_id})
+                return False
+            if claimed_by is not None and len(ttls) == 2 and min(ttls) >= now + self._ttl:
+                return True
         # A day beyond the checkpoints' own TTL, so the index never loses a live thread.
-        ttl = {"N": str(int(self._clock()) + self._ttl + 86400)}
+        ttl = {"N": str(now + self._ttl + 86400)}
         owner = {**_owner_key(thread_id), "team_id": {"S": team_id}, "user_id": {"S": user_id}, "ttl": ttl}
         try:
             self._dynamodb().transact_write_items(
@@ -91,6 +102,23 @@ class ThreadIndex:
                 return False
             raise
         return True
+
+    def _claimed(self, team_id: str, user_id: str, thread_id: str) -> tuple[tuple[str, str] | None, list[int]] | None:
+        """(owner, TTLs of the owner and index items found), or None if DynamoDB left the
+        read unprocessed (then the transaction decides)."""
+        index_key = {"PK": {"S": _index_pk(team_id, user_id)}, "SK": {"S": thread_id}}
+        response = self._dynamodb().batch_get_item(
+            RequestItems={self._table: {"Keys": [_owner_key(thread_id), index_key], "ConsistentRead": True}}
+        )
+        if response.get("UnprocessedKeys"):
+            return None
+        owner: tuple[str, str] | None = None
+        ttls: list[int] = []
+        for item in (response.get("Responses") or {}).get(self._table, []):
+            if item["PK"]["S"].startswith("OWNER_"):
+                owner = (item["team_id"]["S"], item["user_id"]["S"])
+            ttls.append(int(item.get("ttl", {}).get("N", "0")))
+        return owner, ttls
 
     def owner_of(self, thread_id: str) -> tuple[str, str] | None:
         """(team, user) whose conversation this is, if the index knows it."""

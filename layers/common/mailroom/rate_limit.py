@@ -2,7 +2,9 @@
 runaway script or a stuck client must not be able to spend without bound.
 
 Fixed windows counted in DynamoDB with one conditional update per turn: the count
-only goes up while it is under the limit, so concurrent turns cannot overshoot it.
+only goes up while it is under the limit, so concurrent turns cannot overshoot it. The
+window's item also keeps the ids of the Slack events it counted, so a redelivery of a
+counted turn is let through without counting it again (no separate record needed).
 """
 
 from __future__ import annotations
@@ -29,23 +31,30 @@ class RateLimiter:
         self._dynamodb = LazyClient("dynamodb", client)
         self._clock = clock
 
-    def allow(self, team_id: str, user_id: str) -> bool:
-        """Count one turn for this user; False when the window's limit is reached."""
-        window_start = int(self._clock()) // self._window * self._window
+    def allow(self, team_id: str, user_id: str, event_id: str, at: float | None = None) -> bool:
+        """Count the turn of `event_id` for this user, once; False when the window's
+        limit is reached (a turn already counted is always allowed). The window is the
+        one of `at` (when the user wrote), so every delivery of an event meets the same."""
+        window_start = int(self._clock() if at is None else at) // self._window * self._window
+        client = self._dynamodb()
         try:
-            self._dynamodb().update_item(
+            client.update_item(
                 TableName=self._table_name,
                 Key={"pk": {"S": f"chat#{team_id}#{user_id}#{window_start}"}},
-                UpdateExpression="ADD turns :one SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(turns) OR turns < :limit",
+                UpdateExpression="ADD turns :one, events :event SET expires_at = :expires",
+                ConditionExpression="(attribute_not_exists(turns) OR turns < :limit) AND NOT contains(events, :id)",
                 ExpressionAttributeValues={
                     ":one": {"N": "1"},
+                    ":event": {"SS": [event_id]},
+                    ":id": {"S": event_id},
                     ":limit": {"N": str(self._limit)},
                     ":expires": {"N": str(window_start + 2 * self._window)},
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self._dynamodb().exceptions.ConditionalCheckFailedException:
-            return False
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            counted = (exc.response.get("Item") or {}).get("events", {}).get("SS", [])
+            return event_id in counted
         return True
 
     def minutes_until_reset(self) -> int:

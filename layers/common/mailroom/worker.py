@@ -12,11 +12,14 @@ order while others run in parallel). A failure is classified once (mailroom.erro
   deliveries it is kept in the dead-letter queue for an operator to redrive.
 
 The user hears of a failure once per Slack event (TurnRecords), in the "Working on
-it…" placeholder when there is one.
+it…" placeholder (or streamed answer) when there is one. What each delivery posts is
+marked in Slack, and a delivery that may repeat an earlier one reuses what it finds
+there instead of posting again (mailroom.reply_once).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,7 @@ from mailroom.commands import Command
 from mailroom.errors import Failure, MessageGone, PermanentError, chain, classify, describe
 from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
+from mailroom.reply_once import OnceChat
 from mailroom.turn_records import TurnRecords
 
 if TYPE_CHECKING:
@@ -110,6 +114,8 @@ class Worker:
         self._records = records
         self._queue = queue
         self._chat = chat
+        # Marks what each delivery posts and, on a repeat, finds what an earlier one did.
+        self._replies = chat if isinstance(chat, OnceChat) else None
         self._route = route
         self._max_receive_count = max_receive_count
         self._idempotency = IdempotencyConfig(
@@ -153,6 +159,12 @@ class Worker:
             return
         logger.set_correlation_id(command.event_id)
         attempt = int(record.attributes.approximate_receive_count or 1)
+        # Only a delivery that may repeat an earlier one reads Slack back first.
+        repeat = attempt > 1 or command.retry_num > 0
+        with self._replies.delivering(command, repeat=repeat) if self._replies else contextlib.nullcontext():
+            self._process(command, record, attempt)
+
+    def _process(self, command: Command, record: SQSRecord, attempt: int) -> None:
         try:
             self._run_once(command=command.model_dump(mode="json"))
         except IdempotencyAlreadyInProgressError:
@@ -223,16 +235,16 @@ class Worker:
 
     def _tell_once(self, command: Command, text: str, *, first_time: bool) -> None:
         """Tell the user, unless they were told of this event's failure already (in the
-        turn's placeholder, if it has one). Without the record, `first_time` decides."""
-        placeholder = None
+        turn's placeholder or stream, if it has one). Without the record, `first_time` decides."""
         if self._records is not None:
             try:
-                first_time, placeholder = self._records.claim_failure_notice(command.event_id)
+                first_time = self._records.claim_failure_notice(command.event_id)
             except Exception as exc:
                 logger.warning("turn record unavailable", extra=describe(exc))
         if not first_time:
             return
         try:
+            placeholder = self._told_in()
             if placeholder is not None:
                 try:
                     self._chat.update(command.channel_id, placeholder, text)
@@ -241,10 +253,21 @@ class Worker:
                     pass  # deleted by the user: post instead
             if not command.is_direct_message:
                 self._chat.post_ephemeral(command.channel_id, command.user_id, text, thread_ts=command.thread_ts)
+            elif self._replies is not None:
+                self._replies.post_notice(command.channel_id, text, thread_ts=command.thread_ts)
             else:
                 self._chat.post(command.channel_id, text, thread_ts=command.thread_ts)
         except Exception as exc:
             logger.warning("could not tell the user about the failure", extra=describe(exc))
+
+    def _told_in(self) -> str | None:
+        if self._replies is None:
+            return None
+        try:
+            return self._replies.told_in()
+        except Exception as exc:  # Slack could not be read back: tell in a message of its own
+            logger.warning("could not find the turn's placeholder", extra=describe(exc))
+            return None
 
 
 def _permanent_reply(exc: Exception, reference: str) -> str:

@@ -14,6 +14,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.web.chat_stream import ChatStream
 
 from mailroom.errors import MessageGone, TransientError
+from mailroom.reply_once import EVENT_TYPE, EarlierReply
 
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -25,6 +26,10 @@ _GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_wind
 # views.open refusals that mean the press came too late (a trigger id lives 3 s), not a bug.
 _SPENT_TRIGGER = frozenset({"expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id"})
 
+
+# A repeated delivery reads back at most this many pages (200 messages each) of the
+# conversation since the user's message: far more than one answer ever posts.
+_LOOKUP_PAGES = 5
 
 # A stream that can take no more: expired, stopped, or the message is gone.
 _NOT_STREAMING = frozenset({"message_not_in_streaming_state", "message_not_found", "cant_update_message"})
@@ -48,7 +53,13 @@ class SlackChat:
         self._client = client
 
     def post(
-        self, channel: str, text: str, *, thread_ts: str | None = None, blocks: list[dict[str, Any]] | None = None
+        self,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         # Never unfurl: a URL in an answer or card may come from an email and carry mail text.
         response = self._call(
@@ -57,6 +68,7 @@ class SlackChat:
             text=text,
             thread_ts=thread_ts,
             blocks=blocks,
+            metadata=metadata,
             unfurl_links=False,
             unfurl_media=False,
         )
@@ -73,8 +85,45 @@ class SlackChat:
     ) -> None:
         self._call("chat_postEphemeral", channel=channel, user=user, text=text, thread_ts=thread_ts, blocks=blocks)
 
-    def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
-        self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
+    def update(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        # Without `metadata` Slack keeps the message's own.
+        self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks, metadata=metadata)
+
+    def bot_messages_since(self, channel: str, thread_ts: str | None, oldest: str | None) -> list[EarlierReply]:
+        """The bot's messages in the thread (conversations.replies) or at the top of the
+        channel (conversations.history) after `oldest`, oldest first, with Mailroom's
+        metadata read back (include_all_metadata). Any failure is transient: a repeated
+        delivery must not post without knowing what is there."""
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        args: dict[str, Any] = {"channel": channel, "oldest": oldest, "include_all_metadata": True, "limit": 200}
+        found: list[EarlierReply] = []
+        for _ in range(_LOOKUP_PAGES):
+            try:
+                if thread_ts:
+                    response = self._call("conversations_replies", ts=thread_ts, **args)
+                else:
+                    response = self._call("conversations_history", **args)
+            except SlackApiError as exc:
+                if thread_ts and exc.response.get("error") == "thread_not_found":
+                    break  # nothing was ever written in it
+                raise TransientError(f"Slack {method} failed: {exc.response.get('error')}") from exc
+            messages = response.get("messages") or []
+            found += [_earlier(m) for m in messages if m.get("bot_id") and m.get("ts") != thread_ts]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not response.get("has_more") or not cursor:
+                break
+            args["cursor"] = cursor
+        else:
+            raise TransientError(f"Slack {method}: more than {_LOOKUP_PAGES} pages since the message")
+        return sorted(found, key=lambda r: _ts_key(r.ts))
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> bool:
         return self._call_unless(_SPENT_TRIGGER, "views_open", trigger_id=trigger_id, view=view)
@@ -166,5 +215,21 @@ class AnswerStream:
             self._stream.append(chunks=[])
             self._buffered = 0
 
-    def stop(self, blocks: list[dict[str, Any]] | None = None) -> None:
-        self._stream.stop(blocks=blocks)
+    def stop(self, blocks: list[dict[str, Any]] | None = None, metadata: dict[str, Any] | None = None) -> None:
+        self._stream.stop(blocks=blocks, metadata=metadata)
+
+
+def _earlier(message: dict[str, Any]) -> EarlierReply:
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {} if metadata.get("event_type") == EVENT_TYPE else {}
+    event_id, part = payload.get("event_id"), payload.get("part")
+    return EarlierReply(
+        ts=str(message["ts"]),
+        event_id=event_id if isinstance(event_id, str) else None,
+        part=part if isinstance(part, str) else None,
+    )
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)

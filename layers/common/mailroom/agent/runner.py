@@ -29,10 +29,10 @@ from mailroom.gmail_link import GmailLinkCommands, LinkBroken
 from mailroom.observability import logger, metrics
 from mailroom.ports import Chat
 from mailroom.rate_limit import RateLimiter
+from mailroom.reply_once import OnceChat
 from mailroom.slack.format import split_message, to_mrkdwn
 from mailroom.slack.presenter import THINKING, AgentSurface, TurnView, answer_pieces, feedback_blocks, with_blocks
 from mailroom.timeouts import MODEL_CALL_SECONDS
-from mailroom.turn_records import TurnRecords
 
 WORKING = "_Working on it…_"
 
@@ -69,8 +69,8 @@ class AgentChat:
         rate_limiter: RateLimiter | None = None,
         approvals: ApprovalStore | None = None,
         send_step: Step = no_step,
-        records: TurnRecords | None = None,
         surface: AgentSurface | None = None,
+        replies: OnceChat | None = None,
     ):
         # Slack's agent surface (status, stream); None: placeholder and edit only.
         self._surface = surface
@@ -78,7 +78,8 @@ class AgentChat:
         self._approval_desk: ApprovalDesk | None = None
         self._send_step = send_step
         self._rate_limiter = rate_limiter
-        self._records = records
+        # What an earlier delivery of the event posted (placeholder, stream, parts).
+        self._replies = replies
         # Every graph run saves all or nothing (see AtomicSaver).
         self._saver = AtomicSaver(checkpointer)
         self._compiled: Any = None
@@ -100,44 +101,39 @@ class AgentChat:
         link = self._links.require_link(command)
         if link is None:
             return
-        # A redelivery of this event finds what its first delivery did: the placeholder
-        # (or streamed message) to reuse, the rate limit already counted, the messages
-        # already posted.
-        record = self._records.get(command.event_id) if self._records is not None else None
+        limiter = self._rate_limiter
+        # Counted once per Slack event: a redelivery of a counted turn is let through.
+        if limiter is not None and not limiter.allow(
+            command.team_id, command.user_id, command.event_id, _written_at(command)
+        ):
+            metrics.add_metric(name="ChatRateLimited", unit="Count", value=1)
+            self._chat.post(
+                command.channel_id, replies.rate_limited(limiter.minutes_until_reset()), thread_ts=command.thread_ts
+            )
+            return
         # The agent surface's conversations are threads, and Slack streams only replies:
         # there the answer streams and a status shows each step; elsewhere a placeholder.
         threaded = self._surface is not None and command.thread_ts is not None
-        if record is None or (record.placeholder_ts is None and not record.begun):
-            limiter = self._rate_limiter
-            if limiter is not None and not limiter.allow(command.team_id, command.user_id):
-                metrics.add_metric(name="ChatRateLimited", unit="Count", value=1)
-                self._chat.post(
-                    command.channel_id,
-                    replies.rate_limited(limiter.minutes_until_reset()),
-                    thread_ts=command.thread_ts,
-                )
-                return
-            placeholder: str | None = None
-            if not threaded:
-                placeholder = self._chat.post(command.channel_id, WORKING, thread_ts=command.thread_ts)
-                if self._records is not None:
-                    self._records.start(command.event_id, placeholder)
-            elif self._records is not None:
-                self._records.begin(command.event_id)
-            already_posted = 0
-        else:
-            placeholder, already_posted = record.placeholder_ts, record.posted
-        # A redelivery never streams: a message it may have streamed is edited instead.
+        placeholder: str | None = None
+        if not threaded:
+            # On a redelivery, the one an earlier delivery posted (mailroom.reply_once).
+            placeholder = self._post_placeholder(command)
+        elif self._replies is not None:
+            # A redelivery edits what an earlier one streamed instead of streaming again.
+            placeholder = self._replies.earlier_stream()
         view = self._view(command, stream=placeholder is None) if threaded else None
         try:
-            self._answer(command, link, placeholder, already_posted, view)
+            self._answer(command, link, placeholder, view)
         finally:
             if view is not None:
                 view.close()
 
-    def _answer(
-        self, command: Command, link: Any, placeholder: str | None, already_posted: int, view: TurnView | None
-    ) -> None:
+    def _post_placeholder(self, command: Command) -> str:
+        if self._replies is not None:
+            return self._replies.post_placeholder(command.channel_id, WORKING, thread_ts=command.thread_ts)
+        return self._chat.post(command.channel_id, WORKING, thread_ts=command.thread_ts)
+
+    def _answer(self, command: Command, link: Any, placeholder: str | None, view: TurnView | None) -> None:
         started = time.monotonic()
         try:
             if view is not None:
@@ -170,24 +166,25 @@ class AgentChat:
         # The outcome is saved (the checkpoint): only now is the streamed answer final.
         feedback = [] if pending else feedback_blocks(command.event_id)
         if view is not None:
-            if view.finish(answer, feedback):
-                self._post_outcome(command, "", pending, None, already_posted)
+            mark = self._replies.stream_mark() if self._replies is not None else None
+            if view.finish(answer, feedback, mark):
+                self._post_outcome(command, "", pending, None)
                 return
             placeholder = placeholder or view.stream_ts
         if view is not None and self._surface is not None and placeholder is not None and view.stream_ts is None:
             # An earlier delivery's stream may still be open: close it before the edit.
             with contextlib.suppress(Exception):
                 self._surface.stop_stream(command.channel_id, placeholder)
-        self._post_outcome(command, answer, pending, placeholder, already_posted, feedback)
+        self._post_outcome(command, answer, pending, placeholder, feedback)
 
     def _view(self, command: Command, *, stream: bool) -> TurnView:
         assert self._surface is not None and command.thread_ts is not None
-        records = self._records
+        once = self._replies
 
         def started(ts: str) -> None:
-            # Recorded at once: a redelivery edits this message instead of streaming again.
-            if records is not None:
-                records.start(command.event_id, ts)
+            # Edits of the stream carry this turn's mark (chat.startStream takes none).
+            if once is not None:
+                once.stream_started(ts)
 
         return TurnView(
             self._surface,
@@ -205,23 +202,15 @@ class AgentChat:
         answer: str,
         pending: list[Interrupt],
         placeholder: str | None,
-        already_posted: int,
         feedback: list[dict[str, Any]] | None = None,
     ) -> None:
         """Post the recorded outcome: the placeholder edited into the answer (idempotent),
-        then the answer's further messages and the approval cards, skipping those an
-        earlier delivery posted. On a failure, what was posted is recorded."""
-        progress = _Progress(already_posted)
-        try:
-            pieces = self._post_answer(command, answer, placeholder, progress, feedback) if answer else 0
-            for waiting in pending[max(0, already_posted - pieces) :]:
-                self._ask_approval(command, [waiting])
-                progress.count += 1
-        except Exception:
-            if self._records is not None and progress.count > already_posted:
-                with contextlib.suppress(Exception):  # the failure being raised matters more
-                    self._records.posted(command.event_id, progress.count)
-            raise
+        then the answer's further messages and the approval cards. On a redelivery the
+        chat (mailroom.reply_once) skips those an earlier delivery posted."""
+        if answer:
+            self._post_answer(command, answer, placeholder, feedback)
+        for waiting in pending:
+            self._ask_approval(command, [waiting])
 
     def resume(self, command: Command) -> None:
         """A press on an approval card (Approve, Cancel, Edit, or the Edit modal's submit)."""
@@ -351,15 +340,12 @@ class AgentChat:
         command: Command,
         answer: str,
         placeholder: str | None,
-        progress: _Progress | None = None,
         feedback: list[dict[str, Any]] | None = None,
-    ) -> int:
-        """Post `answer` (into the placeholder if there is one) and return how many
-        messages it takes after the first. With `progress`, skip the first
-        `progress.count` of those (posted by an earlier delivery) and count the rest.
-        The last message carries the `feedback` blocks."""
+    ) -> None:
+        """Post `answer` (into the placeholder if there is one); the last message carries
+        the `feedback` blocks."""
         if not answer and placeholder is None:
-            return 0
+            return
         first, *rest = answer_pieces(answer)
         first_blocks = with_blocks(first, feedback) if feedback and not rest else None
         try:
@@ -369,13 +355,9 @@ class AgentChat:
             placeholder = None
         if placeholder is None:
             self._chat.post(command.channel_id, first, thread_ts=command.thread_ts, blocks=first_blocks)
-        skip = min(progress.count, len(rest)) if progress is not None else 0
-        for index, piece in enumerate(rest[skip:], start=skip):
+        for index, piece in enumerate(rest):
             blocks = with_blocks(piece, feedback) if feedback and index == len(rest) - 1 else None
             self._chat.post(command.channel_id, piece, thread_ts=command.thread_ts, blocks=blocks)
-            if progress is not None:
-                progress.count += 1
-        return len(rest)
 
     def _ask_approval(self, command: Command, pending: list[Interrupt]) -> None:
         self._desk().ask(command.channel_id, command.thread_ts, pending)
@@ -427,11 +409,12 @@ class AgentChat:
         return self._model
 
 
-class _Progress:
-    """How many messages after the placeholder have reached Slack."""
-
-    def __init__(self, count: int = 0):
-        self.count = count
+def _written_at(command: Command) -> float | None:
+    """When the user wrote (the message's ts is its Unix time), if the command says."""
+    try:
+        return float(command.message_ts) if command.message_ts else None
+    except ValueError:
+        return None
 
 
 def turn_message_id(event_id: str) -> str:

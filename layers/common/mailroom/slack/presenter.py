@@ -101,7 +101,7 @@ class Stream(Protocol):
     def ts(self) -> str | None: ...
     def append(self, text: str) -> None: ...
     def flush(self) -> None: ...
-    def stop(self, blocks: list[dict[str, Any]] | None = None) -> None: ...
+    def stop(self, blocks: list[dict[str, Any]] | None = None, metadata: dict[str, Any] | None = None) -> None: ...
 
 
 class AgentSurface(Protocol):
@@ -232,15 +232,16 @@ class TurnView:
         metrics.add_metric(name="StreamFallbacks", unit="Count", value=1)
         self._streaming = False
 
-    def finish(self, answer: str, blocks: list[dict[str, Any]]) -> bool:
-        """End the stream with `blocks` under it; True if the streamed text is the whole
-        answer (nothing more to post), False if the caller must put `answer` in place."""
+    def finish(self, answer: str, blocks: list[dict[str, Any]], metadata: dict[str, Any] | None = None) -> bool:
+        """End the stream with `blocks` under it (and `metadata`, the mark that says which
+        turn it answers); True if the streamed text is the whole answer (nothing more to
+        post), False if the caller must put `answer` in place."""
         stream, self._stream_done = self._stream, True
         if stream is None:
             return False
         complete = self._streaming and self._streamed.strip() == answer.strip()
         try:
-            stream.stop(blocks=blocks if complete else None)
+            stream.stop(blocks=blocks if complete else None, metadata=metadata)
         except Exception as exc:
             self._break_stream(type(exc).__name__)
             return False

@@ -66,6 +66,10 @@ def test_each_step_shows_a_status_and_the_answer_streams_then_takes_feedback(lin
     assert len(linked.slack.calls("chat.startStream")) == 1
     assert len(linked.slack.calls("chat.appendStream")) >= 2
     assert len(linked.slack.calls("chat.stopStream")) == 1
+    # Each tool step is a task card in the reply too, and every card ended complete.
+    titles = [t["title"] for t in answer.tasks]
+    assert any(t.startswith("Searching your mail") for t in titles) and any(t.startswith("Reading") for t in titles)
+    assert {t["status"] for t in answer.tasks} == {"complete"}, answer.tasks
 
     [feedback] = [b for b in answer.blocks if b["type"] == "context_actions"]
     value = feedback["elements"][0]["positive_button"]["value"]

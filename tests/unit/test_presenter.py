@@ -243,3 +243,24 @@ def test_a_redelivery_shows_no_task_cards():
     shown, started = view(surface, stream=False)
     shown.task("call_1", "Reading an email", TASK_RUNNING)
     assert surface.streams == [] and started == []
+
+
+def test_words_said_before_a_step_stay_part_of_the_streamed_answer():
+    surface = FakeSurface()
+    shown, _ = view(surface)
+    shown.token("Let me look in your mail.")
+    shown.task("call_1", "Searching your mail", TASK_RUNNING)
+    shown.end_task("call_1", ok=True)
+    shown.token("Alice sent the Q3 numbers.")
+    shown.spoke(["Let me look in your mail.", "Alice sent the Q3 numbers."])
+    assert shown.finish("Alice sent the Q3 numbers.", feedback_blocks("Ev1")) is True
+    assert surface.streams[0].text == "Let me look in your mail.\n\nAlice sent the Q3 numbers."
+
+
+def test_a_streamed_preamble_without_the_answer_is_replaced():
+    surface = FakeSurface()
+    shown, _ = view(surface)
+    shown.token("Let me prepare the email.")
+    shown.spoke(["Let me prepare the email."])
+    # Waiting for Approve: the answer is Mailroom's own words, which were not streamed.
+    assert shown.finish("Here is the email. Check it.", []) is False

@@ -9,6 +9,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 
+from mailroom.agent.graph import this_turn
 from mailroom.slack.presenter import TASK_RUNNING, THINKING, TurnView, step_status, task_title
 
 
@@ -30,6 +31,8 @@ def run_shown(graph: Any, turn_input: Any, config: dict[str, Any], context: Any,
         elif mode == "updates" and isinstance(payload, dict):
             interrupts.extend(payload.get("__interrupt__") or ())
             _show_steps(payload, view, subjects)
+    said = this_turn(latest.get("messages") or [])
+    view.spoke([m.text for m in said if isinstance(m, AIMessage) and m.text])
     return {**latest, "__interrupt__": interrupts} if interrupts else latest
 
 

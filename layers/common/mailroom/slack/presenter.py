@@ -164,6 +164,7 @@ class TurnView:
         self._announced = False  # on_stream_started called
         self._streamed = ""
         self._open_tasks: dict[str, str] = {}  # task id -> title, shown in progress
+        self._spoken = ""
         self._clock = clock
         self._last_flush = 0.0
         self._status = ""
@@ -247,6 +248,10 @@ class TurnView:
             return
         try:
             stream = self._open()
+            if self._streamed and not self._streamed.endswith("\n"):
+                # Words the model said before this step end their paragraph.
+                stream.append("\n\n")
+                self._streamed += "\n\n"
             stream.append_chunks([task_chunk(task_id, title, status)])
             if status == TASK_RUNNING:
                 self._open_tasks[task_id] = title
@@ -293,13 +298,20 @@ class TurnView:
         metrics.add_metric(name="StreamFallbacks", unit="Count", value=1)
         self._streaming = False
 
+    def spoke(self, messages: list[str]) -> None:
+        """What the model said this turn, message by message, once the run ended."""
+        self._spoken = " ".join(messages)
+
     def finish(self, answer: str, blocks: list[dict[str, Any]]) -> bool:
         """End the stream with `blocks` under it; True if the streamed text is the whole
         answer (nothing more to post), False if the caller must put `answer` in place."""
         stream, self._stream_done = self._stream, True
         if stream is None:
             return False
-        complete = self._streaming and self._streamed.strip() == answer.strip()
+        # Complete when the stream holds exactly what the model said this turn (words it
+        # said before a tool step, then the answer), ending with the answer.
+        said = _words(self._spoken or answer)
+        complete = self._streaming and _words(self._streamed) == said and said.endswith(_words(answer))
         try:
             stream.stop(blocks=blocks if complete else None, chunks=self._unfinished_tasks() or None)
         except Exception as exc:
@@ -321,6 +333,10 @@ class TurnView:
         if was and self._status_works:
             with contextlib.suppress(Exception):
                 self._surface.set_status(self._channel, self._thread_ts, "")
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
 
 
 def answer_pieces(answer: str) -> list[str]:

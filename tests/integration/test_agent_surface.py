@@ -141,7 +141,7 @@ def test_the_user_is_told_once_in_the_streamed_message_when_the_model_keeps_fail
 
     [message] = agent.slack.messages(channel=LOCAL_DM_CHANNEL, thread_ts=thread)
     assert not message.streaming
-    assert message.text == replies.busy(command.event_id)
+    assert message.text == replies.busy(command.event_id, "the AI model")  # says what failed
 
 
 def test_a_workspace_without_the_agent_surface_gets_a_plain_reply(agent: Harness):

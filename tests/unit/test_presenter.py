@@ -264,3 +264,11 @@ def test_a_streamed_preamble_without_the_answer_is_replaced():
     shown.spoke(["Let me prepare the email."])
     # Waiting for Approve: the answer is Mailroom's own words, which were not streamed.
     assert shown.finish("Here is the email. Check it.", []) is False
+
+
+def test_a_step_waiting_for_approve_ends_complete_when_the_turn_ends_well():
+    surface = FakeSurface()
+    shown, _ = view(surface)
+    shown.task("call_1", "Preparing the email for your approval", TASK_RUNNING)  # interrupted: no result
+    assert shown.finish("Here is the email. Check it.", []) is False
+    assert surface.streams[0].chunks[-1]["status"] == TASK_DONE

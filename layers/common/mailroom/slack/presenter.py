@@ -286,9 +286,10 @@ class TurnView:
             metrics.add_metric(name="StreamedAnswers", unit="Count", value=1)
             self._on_stream_started(stream.ts)
 
-    def _unfinished_tasks(self) -> list[dict[str, Any]]:
-        # A step still shown in progress when the stream ends did not finish.
-        unfinished = [task_chunk(i, title, TASK_FAILED) for i, title in self._open_tasks.items()]
+    def _unfinished_tasks(self, status: str) -> list[dict[str, Any]]:
+        # Steps still shown in progress when the stream ends: done when the turn ended well
+        # (a send waiting for Approve has no tool result yet), failed when it did not.
+        unfinished = [task_chunk(i, title, status) for i, title in self._open_tasks.items()]
         self._open_tasks.clear()
         return unfinished
 
@@ -313,7 +314,7 @@ class TurnView:
         said = _words(self._spoken or answer)
         complete = self._streaming and _words(self._streamed) == said and said.endswith(_words(answer))
         try:
-            stream.stop(blocks=blocks if complete else None, chunks=self._unfinished_tasks() or None)
+            stream.stop(blocks=blocks if complete else None, chunks=self._unfinished_tasks(TASK_DONE) or None)
         except Exception as exc:
             self._break_stream(type(exc).__name__)
             return False
@@ -326,7 +327,7 @@ class TurnView:
         if self._stream is not None and not getattr(self, "_stream_done", False):
             self._stream_done = True
             with contextlib.suppress(Exception):
-                self._stream.stop(chunks=self._unfinished_tasks() or None)
+                self._stream.stop(chunks=self._unfinished_tasks(TASK_FAILED) or None)
         with self._lock:
             was = self._status
             self._status = ""

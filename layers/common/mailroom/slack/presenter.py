@@ -312,7 +312,7 @@ class TurnView:
         # Complete when the stream holds exactly what the model said this turn (words it
         # said before a tool step, then the answer), ending with the answer.
         said = _words(self._spoken or answer)
-        complete = self._streaming and _words(self._streamed) == said and said.endswith(_words(answer))
+        complete = bool(said) and self._streaming and _words(self._streamed) == said and said.endswith(_words(answer))
         try:
             stream.stop(blocks=blocks if complete else None, chunks=self._unfinished_tasks(TASK_DONE) or None)
         except Exception as exc:

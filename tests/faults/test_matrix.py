@@ -37,7 +37,8 @@ TEXT = {"hello": "hello", "status": "status", "auth": "auth", "revoke": "revoke"
 NEEDS_LINK = {"status", "revoke", "chat", "send"}
 # Known defects (issue 10, open): the worker dies in the instant after Slack accepted a
 # message and before anything recorded it, and the redelivery posts it again (a second
-# greeting or status line, or a fresh answer beside a stream it had started). Slack's
+# greeting or status line, or a fresh answer beside a stream it had started and left
+# open, its first task card still in progress). Slack's
 # Web API takes no idempotency key, so closing this needs the reply recorded before it
 # is posted and looked up in Slack after a crash. Strict: a fix makes these fail until
 # they are taken off this list.
@@ -50,11 +51,19 @@ CRASH_AFTER_SLACK_TOOK_IT = {
     "chat-slack-chat.startStream-kill-after",
 }
 
+# Known defect: when chat.stopStream fails through the whole invocation, the answer is
+# edited complete into the streamed message (chat.update) but the stream stays open until
+# Slack expires it; nothing later in that delivery can close it. Strict, as above.
+STOP_FAILED_FOR_THE_WHOLE_INVOCATION = {f"chat-slack-chat.stopStream-{kind}" for kind in KINDS[:4]}
+
 
 def _case(step: Step, kind: str) -> object:
     case_id = f"{step.id}-{kind}"
     if case_id in CRASH_AFTER_SLACK_TOOK_IT:
         known = pytest.mark.xfail(strict=True, reason="a crash right after Slack took a reply repeats it")
+        return pytest.param(step, kind, id=case_id, marks=known)
+    if case_id in STOP_FAILED_FOR_THE_WHOLE_INVOCATION:
+        known = pytest.mark.xfail(strict=True, reason="a stream whose stop keeps failing stays open")
         return pytest.param(step, kind, id=case_id, marks=known)
     return pytest.param(step, kind, id=case_id)
 
@@ -141,6 +150,7 @@ def test_fault(faults: FaultStack, step: Step, kind: str):
     assert answers or (told(messages, reference) and dead), f"message lost or the user not told: {outcome}"
     assert len(answers) <= 1, f"answered more than once: {outcome}"
     assert not [m for m in messages if WORKING in m.text], f"a placeholder was left behind: {outcome}"
+    assert not [m for m in messages if m.streaming], f"a stream was left open: {outcome}"
     sent = faults.gmail.send_count - sent_before
     if step.flow == "send":
         assert sent <= 1, f"mail sent {sent} times"

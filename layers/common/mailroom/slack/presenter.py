@@ -179,6 +179,11 @@ class TurnView:
         return self._stream.ts if self._stream is not None else None
 
     @property
+    def left_open(self) -> bool:
+        """True when ending the stream failed: it may still be open in Slack."""
+        return getattr(self, "_left_open", False)
+
+    @property
     def streamed(self) -> str:
         return self._streamed
 
@@ -316,6 +321,7 @@ class TurnView:
         try:
             stream.stop(blocks=blocks if complete else None, chunks=self._unfinished_tasks(TASK_DONE) or None)
         except Exception as exc:
+            self._left_open = True  # Slack may still show it streaming: the caller closes it
             self._break_stream(type(exc).__name__)
             return False
         return complete

@@ -5,7 +5,8 @@ functions in their own processes), a linked user asks in an agent thread; measur
 the moment the queue poller hands the message to the worker function:
 
 - first visible status: the first non-empty assistant.threads.setStatus Slack received;
-- first streamed token: the chat.startStream that carried the answer's first words.
+- first streamed token: the first stream call (chat.startStream/appendStream) that carried
+  the answer's words (the reply may start earlier with a step's task card).
 
 Cold: a fresh worker process (the function was stopped before the message). Warm: the
 same process again. The model is the scripted emulator, so this is Mailroom's own
@@ -21,6 +22,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from infra.local.browser import connect_gmail
 from infra.local.slack_requests import LOCAL_DM_CHANNEL, message_event, post_event
@@ -55,7 +57,7 @@ def one_turn(stack: LocalStack, thread_ts: str) -> dict[str, float]:
     stack.wait_until_drained(timeout=120)
     handed = stack.poller.handed_over[handed_before]
     statuses = [c for c in stack.slack.calls("assistant.threads.setStatus") if c["args"].get("status")]
-    streams = [c for c in stack.slack.calls("chat.startStream") if c["ok"]]
+    streams = [c for c in stack.slack.calls() if c["ok"] and _carries_words(c)]
     if not statuses or not streams:
         raise RuntimeError("no status or no stream: is the agent surface on?")
     total = max(c["ts"] for c in stack.slack.calls())
@@ -64,6 +66,13 @@ def one_turn(stack: LocalStack, thread_ts: str) -> dict[str, float]:
         "first_token_ms": (streams[0]["ts"] - handed) * 1000,
         "last_call_ms": (total - handed) * 1000,
     }
+
+
+def _carries_words(call: dict[str, Any]) -> bool:
+    if call["method"] not in ("chat.startStream", "chat.appendStream"):
+        return False
+    chunks = call["args"].get("chunks") or []
+    return bool(call["args"].get("markdown_text")) or any(c.get("type") == "markdown_text" for c in chunks)
 
 
 def main() -> int:

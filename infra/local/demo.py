@@ -128,7 +128,11 @@ def show_live(call: dict[str, Any], wall_started: float) -> None:
         words = "".join(pieces) + str(args.get("markdown_text") or "")
         verb = call["method"].removeprefix("chat.")
         outcome = "" if call["ok"] else f"  -> {call['error']}"
-        say(f"  {at} {verb}: {words!r}{outcome}")
+        tasks = [c for c in args.get("chunks") or [] if c.get("type") == "task_update"]
+        if words or not tasks or outcome:
+            say(f"  {at} {verb}: {words!r}{outcome}")
+        for task in tasks:  # a tool step's card in the reply
+            say(f"  {at} {verb}: task card “{task.get('title')}” {task.get('status')}")
     elif call["method"] == "chat.update":
         say(f"  {at} chat.update (the whole answer, in place)")
 

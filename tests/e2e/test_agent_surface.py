@@ -66,6 +66,12 @@ def test_each_step_shows_a_status_and_the_answer_streams_then_takes_feedback(lin
     assert len(linked.slack.calls("chat.startStream")) == 1
     assert len(linked.slack.calls("chat.appendStream")) >= 2
     assert len(linked.slack.calls("chat.stopStream")) == 1
+    # Each tool step is a task card in the reply too, and every card ended complete.
+    titles = [t["title"] for t in answer.tasks]
+    assert any(t.startswith("Searching your mail") for t in titles) and any(t.startswith("Reading") for t in titles)
+    assert {t["status"] for t in answer.tasks} == {"complete"}, answer.tasks
+    # The reply streams in the user's own thread: the thread its conversation is named by.
+    assert {c["args"]["thread_ts"] for c in linked.slack.calls("chat.startStream")} == {thread}
 
     [feedback] = [b for b in answer.blocks if b["type"] == "context_actions"]
     value = feedback["elements"][0]["positive_button"]["value"]
@@ -85,3 +91,32 @@ def test_an_expired_stream_still_ends_as_one_complete_answer(linked: LocalStack)
     assert any(b["type"] == "context_actions" for b in answer.blocks)
     [update] = linked.slack.calls("chat.update")
     assert update["args"]["ts"] == answer.ts
+
+
+def test_a_top_level_dm_is_answered_in_place_and_stays_one_conversation(linked: LocalStack):
+    """A top-level DM (the Messages tab; the agent surface always writes in a thread) gets
+    the placeholder edited into the answer at the top level: Slack streams only replies in
+    a DM, and a reply in a thread would invite a follow-up there, which is another
+    conversation (team:channel:thread) that does not remember this one."""
+    assert linked.slack is not None and linked.openai is not None
+    question = "What did Alice send me this week?"
+
+    def ask_top_level(text: str) -> PostedMessage:
+        assert linked.slack is not None
+        before = {m.ts for m in linked.slack.messages(channel=LOCAL_DM_CHANNEL)}
+        assert post_event(linked.url, message_event(text)).status == 200
+        linked.wait_until_drained(timeout=60)
+        [answer] = [m for m in linked.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts not in before]
+        return answer
+
+    answer = ask_top_level(question)
+    assert answer.thread_ts is None and answer.edits >= 1 and not answer.streaming  # the placeholder, edited
+    assert "Alice" in answer.text and any(b["type"] == "context_actions" for b in answer.blocks)
+    assert linked.slack.calls("chat.startStream") == [] and linked.slack.calls("assistant.threads.setStatus") == []
+
+    seen = len(linked.openai.requests)
+    follow_up = ask_top_level("Draft a reply saying Thursday works")
+    assert follow_up.thread_ts is None
+    # The follow-up continued the same conversation: the first question came back from memory.
+    remembered = [m.get("content") for m in linked.openai.requests[seen]["messages"] if m["role"] == "user"]
+    assert question in remembered and remembered[-1] == "Draft a reply saying Thursday works"

@@ -200,6 +200,22 @@ def test_streamed_tool_calls_assemble(emulator: OpenAIEmulator) -> None:
     assert emulator.requests[-1]["stream_options"] == {"include_usage": True}
 
 
+def test_a_preamble_streams_before_the_tool_calls(emulator: OpenAIEmulator) -> None:
+    emulator.script = Script(
+        [Rule(user="look", preamble="Let me look in your mail.", call=Call("search_emails", {"query": "from:alice"}))]
+    )
+    model = chat(emulator).bind_tools(MAIL_TOOLS)
+    whole = ai(model.invoke("look"))
+    assert whole.text == "Let me look in your mail." and whole.tool_calls[0]["name"] == "search_emails"
+    chunks = [c for c in model.stream("look") if isinstance(c, AIMessageChunk)]
+    first_call = next(i for i, c in enumerate(chunks) if c.tool_call_chunks)
+    assert "".join(c.text for c in chunks[:first_call]) == "Let me look in your mail.", "the words come first"
+    total = joined(chunks)
+    assert total.text == "Let me look in your mail." and total.tool_calls[0]["args"] == {"query": "from:alice"}
+    with pytest.raises(ValueError):
+        Rule(preamble="words", say="no call to go before")
+
+
 def test_stream_events_have_the_api_shape(emulator: OpenAIEmulator) -> None:
     emulator.script = Script([], fallback="one two three")
     stream = sdk(emulator).chat.completions.create(

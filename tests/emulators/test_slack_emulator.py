@@ -255,6 +255,57 @@ def test_chat_stream_helper(slack: SlackEmulator, client: WebClient) -> None:
     assert methods[0] == "chat.startStream" and methods[-1] == "chat.stopStream"
 
 
+def test_task_chunks_become_cards_on_the_streamed_message(slack: SlackEmulator, client: WebClient) -> None:
+    from slack_sdk.models.messages.chunk import TaskUpdateChunk
+
+    streamer = client.chat_stream(
+        channel=DM, thread_ts="1732450000.000100", buffer_size=64, task_display_mode="timeline"
+    )
+    streamer.append(chunks=[TaskUpdateChunk(id="t1", title="Searching your mail", status="in_progress")])
+    streamer.append(markdown_text="Found it. ")
+    streamer.append(chunks=[TaskUpdateChunk(id="t1", title="Searching your mail", status="complete")])
+    streamer.stop(markdown_text="Done.")
+
+    [message] = slack.messages(channel=DM)
+    assert message.text == "Found it. Done." and not message.streaming
+    assert message.tasks == [{"id": "t1", "title": "Searching your mail", "status": "complete"}]
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        {"type": "task_update", "id": "t1", "title": "Reading", "status": "done"},  # not a status Slack knows
+        {"type": "task_update", "id": "", "title": "Reading", "status": "complete"},
+        {"type": "task_update", "id": "t1", "status": "complete"},
+        {"type": "task_update", "id": "t1", "title": "Reading", "status": "complete", "output": "x" * 257},
+        {"type": "task_update", "id": "t1", "title": "Reading", "status": "complete", "sources": [{"url": 1}]},
+        {"type": "plan_update"},
+        {"type": "markdown_text"},
+        {"type": "thinking", "text": "hm"},
+        "just text",
+    ],
+)
+def test_chunks_breaking_slacks_rules_are_refused_and_change_nothing(
+    slack: SlackEmulator, client: WebClient, chunk: Any
+) -> None:
+    started = client.chat_startStream(channel=DM, thread_ts="1732450000.000100", markdown_text="Hi")
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_appendStream(
+            channel=DM, ts=started["ts"], chunks=[{"type": "markdown_text", "text": " there"}, chunk]
+        )
+    assert refused.value.response["error"] == "invalid_chunks"
+    [message] = slack.messages(channel=DM)
+    assert (message.text, message.tasks, message.streaming) == ("Hi", [], True)
+
+
+def test_a_stream_in_a_dm_must_be_a_reply_and_its_display_mode_known(slack: SlackEmulator, client: WebClient) -> None:
+    for args in ({"markdown_text": "Hi"}, {"thread_ts": "1732450000.000100", "task_display_mode": "cards"}):
+        with pytest.raises(SlackApiError) as refused:
+            client.api_call("chat.startStream", json={"channel": DM, **args})
+        assert refused.value.response["error"] == "invalid_arguments"
+    assert slack.messages() == []
+
+
 def test_wait_for_messages(slack: SlackEmulator, client: WebClient) -> None:
     threading.Timer(0.1, lambda: client.chat_postMessage(channel=DM, text="late")).start()
     assert [m.text for m in slack.wait_for_messages(1, channel=DM, timeout=3)] == ["late"]

@@ -45,11 +45,19 @@ CRASH_AFTER_SLACK_TOOK_IT = {
     "auth-slack-chat.postEphemeral-kill-after",
 }
 
+# Known defect: when chat.stopStream fails through the whole invocation, the answer is
+# edited complete into the streamed message (chat.update) but the stream stays open until
+# Slack expires it; nothing later in that delivery can close it. Strict, as above.
+STOP_FAILED_FOR_THE_WHOLE_INVOCATION = {f"chat-slack-chat.stopStream-{kind}" for kind in KINDS[:4]}
+
 
 def _case(step: Step, kind: str) -> object:
     case_id = f"{step.id}-{kind}"
     if case_id in CRASH_AFTER_SLACK_TOOK_IT:
         known = pytest.mark.xfail(strict=True, reason="an ephemeral reply cannot be read back after a crash")
+        return pytest.param(step, kind, id=case_id, marks=known)
+    if case_id in STOP_FAILED_FOR_THE_WHOLE_INVOCATION:
+        known = pytest.mark.xfail(strict=True, reason="a stream whose stop keeps failing stays open")
         return pytest.param(step, kind, id=case_id, marks=known)
     return pytest.param(step, kind, id=case_id)
 
@@ -136,6 +144,7 @@ def test_fault(faults: FaultStack, step: Step, kind: str):
     assert answers or (told(messages, reference) and dead), f"message lost or the user not told: {outcome}"
     assert len(answers) <= 1, f"answered more than once: {outcome}"
     assert not [m for m in messages if WORKING in m.text], f"a placeholder was left behind: {outcome}"
+    assert not [m for m in messages if m.streaming], f"a stream was left open: {outcome}"
     sent = faults.gmail.send_count - sent_before
     if step.flow == "send":
         assert sent <= 1, f"mail sent {sent} times"

@@ -95,6 +95,18 @@ def test_an_expired_stream_falls_back_to_one_complete_answer_in_the_same_message
     assert statuses(agent, thread)[-1] == ""
 
 
+def test_a_stream_whose_stop_failed_is_closed_before_the_fallback_edit(agent: Harness):
+    agent.slack.fail_next("chat.stopStream", status=503, times=3)  # past the client's own retries
+    thread = new_thread()
+    agent.run(threaded(QUESTION, thread))
+
+    answer = answer_in(agent, thread)
+    assert [c["ok"] for c in agent.slack.calls("chat.stopStream")] == [False, False, False, True]
+    assert not answer.streaming, "the stream was left open"
+    [update] = agent.slack.calls("chat.update")
+    assert update["args"]["ts"] == answer.ts and "Alice" in answer.text and has_feedback(answer)
+
+
 def test_a_redelivery_edits_the_streamed_message_and_never_streams_a_second_answer(agent: Harness):
     agent.slack.expire_streams_after(0)
     agent.slack.fail_next("chat.update", status=503, times=3)  # past the client's own retries
@@ -141,7 +153,7 @@ def test_the_user_is_told_once_in_the_streamed_message_when_the_model_keeps_fail
 
     [message] = agent.slack.messages(channel=LOCAL_DM_CHANNEL, thread_ts=thread)
     assert not message.streaming
-    assert message.text == replies.busy(command.event_id)
+    assert message.text == replies.busy(command.event_id, "the AI model")  # says what failed
 
 
 def test_a_workspace_without_the_agent_surface_gets_a_plain_reply(agent: Harness):

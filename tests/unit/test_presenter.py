@@ -15,7 +15,15 @@ from infra.local.slack_requests import (
 )
 from mailroom.feedback import parse_feedback
 from mailroom.slack.parsing import PROMPTS, parse_event_callback, parse_interaction
-from mailroom.slack.presenter import THINKING, TurnView, feedback_blocks, step_status
+from mailroom.slack.presenter import (
+    TASK_DONE,
+    TASK_RUNNING,
+    THINKING,
+    TurnView,
+    feedback_blocks,
+    step_status,
+    task_title,
+)
 
 
 class Refused(Exception):
@@ -27,6 +35,7 @@ class FakeStream:
         self.surface, self.text, self.stopped, self.calls = surface, "", False, 0
         self.ts: str | None = None
         self.blocks: list[dict[str, Any]] | None = None
+        self.chunks: list[dict[str, Any]] = []  # task cards and the like, in order
 
     def append(self, text: str) -> None:
         if self.surface.expire_after is not None and self.calls >= self.surface.expire_after:
@@ -37,10 +46,20 @@ class FakeStream:
         self.calls += 1
         self.ts = self.ts or "1.000001"
 
-    def stop(self, blocks: list[dict[str, Any]] | None = None, metadata: dict[str, Any] | None = None) -> None:
+    def append_chunks(self, chunks: list[dict[str, Any]]) -> None:
+        self.flush()
+        self.chunks.extend(chunks)
+
+    def stop(
+        self,
+        blocks: list[dict[str, Any]] | None = None,
+        chunks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         if self.surface.expire_after is not None and self.calls > self.surface.expire_after:
             raise Refused("message_not_in_streaming_state")
         self.stopped, self.blocks = True, blocks
+        self.chunks.extend(chunks or [])
 
 
 class FakeSurface:
@@ -189,3 +208,72 @@ def test_openings_parse_to_the_prompts_command():
     assert opened is not None and opened.name == PROMPTS and opened.thread_ts is None
     started = parse_event_callback(assistant_thread_started_event("1795.000100"), "https://x")
     assert started is not None and started.name == PROMPTS and started.thread_ts == "1795.000100"
+
+
+def test_a_task_title_is_the_step_in_the_users_words():
+    assert task_title("is searching your mail for “invoices”…") == "Searching your mail for “invoices”"
+    assert len(task_title("is reading " + "x" * 400 + "…")) <= 150
+
+
+def test_each_step_is_a_task_card_that_starts_the_stream_and_ends_complete():
+    surface = FakeSurface()
+    shown, started = view(surface)
+    shown.task("call_1", "Searching your mail for “x”", TASK_RUNNING)
+    assert started == ["1.000001"], "the card starts the streamed reply, recorded at once"
+    shown.end_task("call_1", ok=True)
+    shown.end_task("call_unknown", ok=True)  # no card was shown for it: nothing to end
+    shown.token("Alice sent it.")
+    assert shown.finish("Alice sent it.", feedback_blocks("Ev1")) is True
+    [stream] = surface.streams
+    assert [(c["id"], c["status"]) for c in stream.chunks] == [("call_1", "in_progress"), ("call_1", TASK_DONE)]
+
+
+def test_a_step_still_running_when_the_turn_fails_ends_as_an_error():
+    surface = FakeSurface()
+    shown, _ = view(surface)
+    shown.task("call_1", "Reading an email", TASK_RUNNING)
+    shown.token("Let me look.")
+    shown.close()  # the tool raised: the turn failed
+    [stream] = surface.streams
+    assert stream.stopped and stream.chunks[-1] == {
+        "type": "task_update",
+        "id": "call_1",
+        "title": "Reading an email",
+        "status": "error",
+    }
+
+
+def test_a_redelivery_shows_no_task_cards():
+    surface = FakeSurface()
+    shown, started = view(surface, stream=False)
+    shown.task("call_1", "Reading an email", TASK_RUNNING)
+    assert surface.streams == [] and started == []
+
+
+def test_words_said_before_a_step_stay_part_of_the_streamed_answer():
+    surface = FakeSurface()
+    shown, _ = view(surface)
+    shown.token("Let me look in your mail.")
+    shown.task("call_1", "Searching your mail", TASK_RUNNING)
+    shown.end_task("call_1", ok=True)
+    shown.token("Alice sent the Q3 numbers.")
+    shown.spoke(["Let me look in your mail.", "Alice sent the Q3 numbers."])
+    assert shown.finish("Alice sent the Q3 numbers.", feedback_blocks("Ev1")) is True
+    assert surface.streams[0].text == "Let me look in your mail.\n\nAlice sent the Q3 numbers."
+
+
+def test_a_streamed_preamble_without_the_answer_is_replaced():
+    surface = FakeSurface()
+    shown, _ = view(surface)
+    shown.token("Let me prepare the email.")
+    shown.spoke(["Let me prepare the email."])
+    # Waiting for Approve: the answer is Mailroom's own words, which were not streamed.
+    assert shown.finish("Here is the email. Check it.", []) is False
+
+
+def test_a_step_waiting_for_approve_ends_complete_when_the_turn_ends_well():
+    surface = FakeSurface()
+    shown, _ = view(surface)
+    shown.task("call_1", "Preparing the email for your approval", TASK_RUNNING)  # interrupted: no result
+    assert shown.finish("Here is the email. Check it.", []) is False
+    assert surface.streams[0].chunks[-1]["status"] == TASK_DONE

@@ -333,6 +333,11 @@ class GmailMailbox:
         with self._lock:
             self._faults.setdefault(method_id, deque()).extend(fault for _ in range(times))
 
+    def clear_faults(self) -> None:
+        """Forget the faults not yet taken (a test whose call count varies by fault kind)."""
+        with self._lock:
+            self._faults.clear()
+
     def mailbox_stats(self, account_email: str) -> tuple[int, int, str]:
         """(messagesTotal, threadsTotal, historyId) for getProfile."""
         with self._lock:

@@ -210,6 +210,8 @@ class Rule:
     tool:   the tool results just returned include one from this tool (or one of these)
     result: regex searched (case-insensitive) in the tool results just returned
     when:   any further condition on the conversation
+    preamble: with call=, words the model streams before its tool calls ("Let me look…"),
+            as real models often do: the message carries both content and tool_calls
     """
 
     user: str | None = None
@@ -219,10 +221,13 @@ class Rule:
     call: Call | Sequence[Call] | None = None
     say: Text | None = None
     name: str = ""
+    preamble: Text | None = None
 
     def __post_init__(self) -> None:
         if (self.call is None) == (self.say is None):
             raise ValueError("a rule answers with exactly one of call= or say=")
+        if self.preamble is not None and self.call is None:
+            raise ValueError("preamble= goes with call=")
         if self.call is not None and not self.calls:
             raise ValueError("call= needs at least one Call")
 
@@ -308,7 +313,8 @@ class Script:
             calls.append((call.name, dict(args)))
         if conversation.body.get("parallel_tool_calls") is False:  # the model makes at most one call
             calls = calls[:1]
-        return Decision(None, calls, rule.label)
+        preamble = rule.preamble(conversation) if callable(rule.preamble) else rule.preamble
+        return Decision(preamble or None, calls, rule.label)
 
 
 def _forced_tool(choice: Any, tools: Sequence[str]) -> str | None:
@@ -969,6 +975,12 @@ class _Completion:
 
     def _deltas(self) -> list[tuple[dict[str, Any], str | None]]:
         deltas: list[tuple[dict[str, Any], str | None]] = []
+        if self.content or not self.calls:
+            deltas.append(({"role": "assistant", "content": "", "refusal": None}, None))
+            # Word by word, each piece keeping its trailing space, so the pieces join to the exact text.
+            for piece in re.split(r"(?<=\s)(?=\S)", self.content or ""):
+                if piece:
+                    deltas.append(({"content": piece}, None))
         if self.calls:
             for position, (call_id, name, args) in enumerate(self.calls):
                 head = {
@@ -977,18 +989,12 @@ class _Completion:
                     "type": "function",
                     "function": {"name": name, "arguments": ""},
                 }
-                if position == 0:
+                if position == 0 and not self.content:
                     deltas.append(({"role": "assistant", "content": None, "tool_calls": [head], "refusal": None}, None))
                 else:
                     deltas.append(({"tool_calls": [head]}, None))
                 for piece in _pieces(args, 8):
                     deltas.append(({"tool_calls": [{"index": position, "function": {"arguments": piece}}]}, None))
-        else:
-            deltas.append(({"role": "assistant", "content": "", "refusal": None}, None))
-            # Word by word, each piece keeping its trailing space, so the pieces join to the exact text.
-            for piece in re.split(r"(?<=\s)(?=\S)", self.content or ""):
-                if piece:
-                    deltas.append(({"content": piece}, None))
         deltas.append(({}, self.finish_reason))
         return deltas
 

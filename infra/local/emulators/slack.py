@@ -29,6 +29,9 @@ made to expire (`expire_streams_after`) and then answer message_not_in_streaming
 Message metadata (`metadata` of chat.postMessage, chat.update and chat.stopStream) is kept
 and read back through conversations.history / conversations.replies (oldest, latest,
 inclusive, limit, cursor pagination) only with `include_all_metadata`, as Slack does.
+Stream chunks are checked with Slack's rules (markdown_text, task_update with an id, a
+title and a status of pending/in_progress/complete/error, plan_update with a title,
+blocks; anything else is invalid_chunks); task cards are kept on the message (`tasks`).
 `without_agent_surface()` stands for a workspace without it (missing_scope).
 
 Run standalone with `python -m infra.local.emulators.slack --port 8401`.
@@ -98,6 +101,9 @@ class PostedMessage:
     # Slack message metadata ({"event_type", "event_payload"}), kept across chat.update
     # calls that do not give it; returned by conversations.* only with include_all_metadata.
     metadata: dict[str, Any] | None = None
+    # Task cards of a streamed message (task_update chunks), in the order first shown,
+    # each as it stands now: {"id", "title", "status", ...}.
+    tasks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -618,6 +624,8 @@ class SlackEmulator(Emulator):
             raise SlackError("invalid_arguments")
         if args.get("recipient_user_id") and not _is_user_id(str(args["recipient_user_id"])):
             raise SlackError("user_not_found")
+        if args.get("task_display_mode") not in (None, "", "timeline", "plan"):
+            raise SlackError("invalid_arguments")
         _check_markdown(args)
         message = PostedMessage(
             channel=channel,
@@ -1162,12 +1170,55 @@ def _append_stream_content(message: PostedMessage, args: dict[str, Any]) -> None
     if not isinstance(chunks, list):
         raise SlackError("invalid_chunks")
     for chunk in chunks:
-        if not isinstance(chunk, dict):
-            raise SlackError("invalid_chunks")
-        if chunk.get("type") == "markdown_text":
-            message.text += str(chunk.get("text") or "")
-        elif chunk.get("type") == "blocks":
+        _check_chunk(chunk)
+    # Checked whole before any of it shows: a refused call changes nothing.
+    for chunk in chunks:
+        if chunk["type"] == "markdown_text":
+            message.text += chunk["text"]
+        elif chunk["type"] == "blocks":
             message.blocks = message.blocks + _blocks(chunk.get("blocks"))
+        elif chunk["type"] == "task_update":
+            card = {k: v for k, v in chunk.items() if k != "type"}
+            known = [t for t in message.tasks if t["id"] == card["id"]]
+            if known:
+                known[0].update(card)
+            else:
+                message.tasks.append(card)
+
+
+_TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
+_TASK_TEXT_LIMIT = 256  # a task's details and output
+
+
+def _check_chunk(chunk: Any) -> None:
+    """Slack's streaming chunks: markdown_text {text}; task_update {id, title, status,
+    details?, output?, sources?}; plan_update {title}; blocks {blocks}."""
+    if not isinstance(chunk, dict):
+        raise SlackError("invalid_chunks")
+    kind = chunk.get("type")
+    if kind == "markdown_text":
+        if not isinstance(chunk.get("text"), str):
+            raise SlackError("invalid_chunks")
+    elif kind == "task_update":
+        if not all(isinstance(chunk.get(k), str) and chunk[k].strip() for k in ("id", "title")):
+            raise SlackError("invalid_chunks")
+        if chunk.get("status") not in _TASK_STATUSES:
+            raise SlackError("invalid_chunks")
+        for key in ("details", "output"):
+            if key in chunk and not (isinstance(chunk[key], str) and len(chunk[key]) <= _TASK_TEXT_LIMIT):
+                raise SlackError("invalid_chunks")
+        sources = chunk.get("sources", [])
+        if not isinstance(sources, list) or any(
+            not isinstance(s, dict) or s.get("type") != "url" or not isinstance(s.get("url"), str) for s in sources
+        ):
+            raise SlackError("invalid_chunks")
+    elif kind == "plan_update":
+        if not isinstance(chunk.get("title"), str) or not chunk["title"].strip():
+            raise SlackError("invalid_chunks")
+    elif kind == "blocks":
+        _blocks(chunk.get("blocks"))
+    else:
+        raise SlackError("invalid_chunks")
 
 
 def _matches(message: PostedMessage, channel: str | None, thread_ts: str | None) -> bool:

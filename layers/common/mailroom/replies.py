@@ -48,9 +48,10 @@ def failure(reference: str) -> str:
     )
 
 
-def busy(reference: str) -> str:
+def busy(reference: str, service: str | None = None) -> str:
+    """`service` names what was down when known ("Gmail"), so the user knows what failed."""
     return (
-        "Sorry, a service I depend on is not answering right now, so I could not finish that. "
+        f"Sorry, {service or 'a service I depend on'} is not answering right now, so I could not finish that. "
         f"Please try again in a few minutes. Reference: `{reference}`"
     )
 

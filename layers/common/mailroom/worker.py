@@ -201,7 +201,7 @@ class Worker:
             metrics.add_metric(name="TransientFailures", unit="Count", value=1)
             if last:
                 logger.error("giving up after retries", extra=detail)
-                self._tell_once(command, replies.busy(command.event_id), first_time=True)
+                self._tell_once(command, replies.busy(command.event_id, _failing_service(exc)), first_time=True)
                 self._ended(command)
             else:
                 logger.warning("will retry", extra=detail)
@@ -268,6 +268,17 @@ class Worker:
         except Exception as exc:  # Slack could not be read back: tell in a message of its own
             logger.warning("could not find the turn's placeholder", extra=describe(exc))
             return None
+
+
+def _failing_service(exc: Exception) -> str | None:
+    """Which service the user can be told was down: Gmail or the model; None when unsure."""
+    for link in chain(exc):
+        module = type(link).__module__
+        if module.startswith(("googleapiclient", "httplib2", "google.auth")) or str(link).startswith("Gmail"):
+            return "Gmail"
+        if module.startswith("openai"):
+            return "the AI model"
+    return None
 
 
 def _permanent_reply(exc: Exception, reference: str) -> str:

@@ -152,7 +152,8 @@ class SlackChat:
         self, channel: str, thread_ts: str, *, user_id: str, team_id: str, buffer_size: int = 256
     ) -> AnswerStream:
         """A streamed reply in `thread_ts`: slack-sdk's ChatStream (chat.startStream on the
-        first flush, chat.appendStream, chat.stopStream)."""
+        first flush, chat.appendStream, chat.stopStream). Task chunks show as cards in the
+        text's order ("timeline")."""
         return AnswerStream(
             self._client.chat_stream(
                 channel=channel,
@@ -160,6 +161,7 @@ class SlackChat:
                 recipient_user_id=user_id,
                 recipient_team_id=team_id,
                 buffer_size=buffer_size,
+                task_display_mode="timeline",
             )
         )
 
@@ -215,8 +217,18 @@ class AnswerStream:
             self._stream.append(chunks=[])
             self._buffered = 0
 
-    def stop(self, blocks: list[dict[str, Any]] | None = None, metadata: dict[str, Any] | None = None) -> None:
-        self._stream.stop(blocks=blocks, metadata=metadata)
+    def append_chunks(self, chunks: list[dict[str, Any]]) -> None:
+        """Send `chunks` (task_update, ...) now, after the text buffered so far."""
+        self._stream.append(chunks=chunks)
+        self._buffered = 0
+
+    def stop(
+        self,
+        blocks: list[dict[str, Any]] | None = None,
+        chunks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._stream.stop(blocks=blocks, chunks=chunks, metadata=metadata)
 
 
 def _earlier(message: dict[str, Any]) -> EarlierReply:

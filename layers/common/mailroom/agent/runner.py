@@ -171,8 +171,10 @@ class AgentChat:
                 self._post_outcome(command, "", pending, None)
                 return
             placeholder = placeholder or view.stream_ts
-        if view is not None and self._surface is not None and placeholder is not None and view.stream_ts is None:
-            # An earlier delivery's stream may still be open: close it before the edit.
+        still_open = view is not None and (view.stream_ts is None or view.left_open)
+        if still_open and self._surface is not None and placeholder is not None:
+            # An earlier delivery's stream, or this one whose stop failed, may still be
+            # open: close it before the edit.
             with contextlib.suppress(Exception):
                 self._surface.stop_stream(command.channel_id, placeholder)
         self._post_outcome(command, answer, pending, placeholder, feedback)

@@ -1,5 +1,6 @@
-"""Run the agent graph while showing it in Slack: a status as each tool step starts,
-the model's words as they arrive. The run and what it saves are those of `invoke`."""
+"""Run the agent graph while showing it in Slack: a status and a task card as each tool
+step starts (the card turns complete, or error, when the step ends), the model's words as
+they arrive. The run and what it saves are those of `invoke`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 
-from mailroom.slack.presenter import THINKING, TurnView, step_status
+from mailroom.agent.graph import this_turn
+from mailroom.slack.presenter import TASK_RUNNING, THINKING, TurnView, step_status, task_title
 
 
 def run_shown(graph: Any, turn_input: Any, config: dict[str, Any], context: Any, view: TurnView) -> dict[str, Any]:
@@ -29,19 +31,26 @@ def run_shown(graph: Any, turn_input: Any, config: dict[str, Any], context: Any,
         elif mode == "updates" and isinstance(payload, dict):
             interrupts.extend(payload.get("__interrupt__") or ())
             _show_steps(payload, view, subjects)
+    said = this_turn(latest.get("messages") or [])
+    view.spoke([m.text for m in said if isinstance(m, AIMessage) and m.text])
     return {**latest, "__interrupt__": interrupts} if interrupts else latest
 
 
 def _show_steps(update: dict[str, Any], view: TurnView, subjects: dict[str, str]) -> None:
     for message in (update.get("tools") or {}).get("messages") or []:
-        if isinstance(message, ToolMessage) and message.name == "search_emails":
-            subjects.update(_subjects(str(message.content)))
+        if isinstance(message, ToolMessage):
+            # A tool error the model gets back (handle_tool_errors) ends its card as an error.
+            view.end_task(message.tool_call_id, ok=message.status != "error")
+            if message.name == "search_emails":
+                subjects.update(_subjects(str(message.content)))
     if update.get("tools"):
         view.status(THINKING)
     for message in (update.get("agent") or {}).get("messages") or []:
         if isinstance(message, AIMessage) and message.tool_calls:
             for call in message.tool_calls:
-                view.status(step_status(call["name"], call.get("args") or {}, subjects))
+                words = step_status(call["name"], call.get("args") or {}, subjects)
+                view.status(words)
+                view.task(str(call.get("id") or ""), task_title(words), TASK_RUNNING)
 
 
 def _subjects(search_result: str) -> dict[str, str]:

@@ -3,9 +3,11 @@ streamed as it is written, feedback buttons under it, and one complete answer at
 whatever fails on the way.
 
 Statuses and streams need Slack's agent surface (`assistant:write`) and a thread: the
-agent surface's conversations are threads, and Slack streams only replies. Anywhere
-else, or where a workspace refuses a call, the turn degrades to what it did before: the
-"Working on it…" placeholder edited into the answer. Nothing here makes a turn fail.
+agent surface's conversations are threads, and in a DM Slack streams only replies. Each
+tool step is also a task card (a `task_update` chunk, "timeline" display) in the streamed
+reply. Anywhere else, or where a workspace refuses a call, the turn degrades to what it
+did before: the "Working on it…" placeholder edited into the answer. Nothing here makes
+a turn fail.
 
 Status lines are shown only in the user's own DM thread (turns run only in DMs): they
 may name a search or a subject, never anything the user could not already see.
@@ -101,7 +103,30 @@ class Stream(Protocol):
     def ts(self) -> str | None: ...
     def append(self, text: str) -> None: ...
     def flush(self) -> None: ...
-    def stop(self, blocks: list[dict[str, Any]] | None = None, metadata: dict[str, Any] | None = None) -> None: ...
+    def append_chunks(self, chunks: list[dict[str, Any]]) -> None: ...
+    def stop(
+        self,
+        blocks: list[dict[str, Any]] | None = None,
+        chunks: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None: ...
+
+
+# Slack's task_update statuses (chat.appendStream chunks).
+TASK_RUNNING, TASK_DONE, TASK_FAILED = "in_progress", "complete", "error"
+_TASK_TITLE_MAX = 150
+
+
+def task_title(status_line: str) -> str:
+    """A task card's title from a step's status words: "is searching your mail for “x”…"
+    becomes "Searching your mail for “x”"."""
+    words = status_line.removeprefix("is ").rstrip("…").strip() or "Working"
+    words = words[0].upper() + words[1:]
+    return words if len(words) <= _TASK_TITLE_MAX else words[: _TASK_TITLE_MAX - 1] + "…"
+
+
+def task_chunk(task_id: str, title: str, status: str) -> dict[str, Any]:
+    return {"type": "task_update", "id": task_id, "title": title, "status": status}
 
 
 class AgentSurface(Protocol):
@@ -141,7 +166,10 @@ class TurnView:
         self._streaming = stream  # False: no stream this turn (a redelivery, or it broke)
         self._on_stream_started = on_stream_started
         self._stream: Stream | None = None
+        self._announced = False  # on_stream_started called
         self._streamed = ""
+        self._open_tasks: dict[str, str] = {}  # task id -> title, shown in progress
+        self._spoken = ""
         self._clock = clock
         self._last_flush = 0.0
         self._status = ""
@@ -154,6 +182,11 @@ class TurnView:
     @property
     def stream_ts(self) -> str | None:
         return self._stream.ts if self._stream is not None else None
+
+    @property
+    def left_open(self) -> bool:
+        """True when ending the stream failed: it may still be open in Slack."""
+        return getattr(self, "_left_open", False)
 
     @property
     def streamed(self) -> str:
@@ -205,32 +238,80 @@ class TurnView:
             self._break_stream("too long")
             return
         try:
-            if self._stream is None:
-                self._stream = self._surface.start_stream(
-                    self._channel,
-                    self._thread_ts,
-                    user_id=self._user_id,
-                    team_id=self._team_id,
-                    buffer_size=STREAM_BUFFER_CHARS,
-                )
+            stream = self._open()
             first = not self._streamed
-            self._stream.append(text)
+            stream.append(text)
             self._streamed += text
             now = self._clock()
             if first or now - self._last_flush >= STREAM_FLUSH_SECONDS:
-                self._stream.flush()
+                stream.flush()
                 self._last_flush = now
-            if first and self._stream.ts is not None:
-                metrics.add_metric(name="StreamedAnswers", unit="Count", value=1)
-                self._on_stream_started(self._stream.ts)
+            self._announce(stream)
         except Exception as exc:
             self._break_stream(type(exc).__name__)
+
+    def task(self, task_id: str, title: str, status: str) -> None:
+        """A tool step as a task card in the streamed reply: in progress, then complete or
+        error. The reply starts with the first card, so the user sees the work before the
+        words. Never raises; nothing once the stream is given up."""
+        if not self._streaming or not task_id:
+            return
+        try:
+            stream = self._open()
+            if self._streamed and not self._streamed.endswith("\n"):
+                # Words the model said before this step end their paragraph.
+                stream.append("\n\n")
+                self._streamed += "\n\n"
+            stream.append_chunks([task_chunk(task_id, title, status)])
+            if status == TASK_RUNNING:
+                self._open_tasks[task_id] = title
+            else:
+                self._open_tasks.pop(task_id, None)
+            self._last_flush = self._clock()
+            self._announce(stream)
+        except Exception as exc:
+            self._break_stream(type(exc).__name__)
+
+    def end_task(self, task_id: str, *, ok: bool) -> None:
+        """The card of a step shown in progress turns complete (or error)."""
+        title = self._open_tasks.get(task_id)
+        if title is not None:
+            self.task(task_id, title, TASK_DONE if ok else TASK_FAILED)
+
+    def _open(self) -> Stream:
+        if self._stream is None:
+            self._stream = self._surface.start_stream(
+                self._channel,
+                self._thread_ts,
+                user_id=self._user_id,
+                team_id=self._team_id,
+                buffer_size=STREAM_BUFFER_CHARS,
+            )
+        return self._stream
+
+    def _announce(self, stream: Stream) -> None:
+        # Once Slack has the message: recorded at once, so a redelivery edits it.
+        if not self._announced and stream.ts is not None:
+            self._announced = True
+            metrics.add_metric(name="StreamedAnswers", unit="Count", value=1)
+            self._on_stream_started(stream.ts)
+
+    def _unfinished_tasks(self, status: str) -> list[dict[str, Any]]:
+        # Steps still shown in progress when the stream ends: done when the turn ended well
+        # (a send waiting for Approve has no tool result yet), failed when it did not.
+        unfinished = [task_chunk(i, title, status) for i, title in self._open_tasks.items()]
+        self._open_tasks.clear()
+        return unfinished
 
     def _break_stream(self, reason: str) -> None:
         # From here the answer goes by chat.update of the stream's message (or a post).
         logger.info("stream given up; the answer will be posted whole", extra={"reason": reason})
         metrics.add_metric(name="StreamFallbacks", unit="Count", value=1)
         self._streaming = False
+
+    def spoke(self, messages: list[str]) -> None:
+        """What the model said this turn, message by message, once the run ended."""
+        self._spoken = " ".join(messages)
 
     def finish(self, answer: str, blocks: list[dict[str, Any]], metadata: dict[str, Any] | None = None) -> bool:
         """End the stream with `blocks` under it (and `metadata`, the mark that says which
@@ -239,10 +320,18 @@ class TurnView:
         stream, self._stream_done = self._stream, True
         if stream is None:
             return False
-        complete = self._streaming and self._streamed.strip() == answer.strip()
+        # Complete when the stream holds exactly what the model said this turn (words it
+        # said before a tool step, then the answer), ending with the answer.
+        said = _words(self._spoken or answer)
+        complete = bool(said) and self._streaming and _words(self._streamed) == said and said.endswith(_words(answer))
         try:
-            stream.stop(blocks=blocks if complete else None, metadata=metadata)
+            stream.stop(
+                blocks=blocks if complete else None,
+                chunks=self._unfinished_tasks(TASK_DONE) or None,
+                metadata=metadata,
+            )
         except Exception as exc:
+            self._left_open = True  # Slack may still show it streaming: the caller closes it
             self._break_stream(type(exc).__name__)
             return False
         return complete
@@ -254,13 +343,17 @@ class TurnView:
         if self._stream is not None and not getattr(self, "_stream_done", False):
             self._stream_done = True
             with contextlib.suppress(Exception):
-                self._stream.stop()
+                self._stream.stop(chunks=self._unfinished_tasks(TASK_FAILED) or None)
         with self._lock:
             was = self._status
             self._status = ""
         if was and self._status_works:
             with contextlib.suppress(Exception):
                 self._surface.set_status(self._channel, self._thread_ts, "")
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
 
 
 def answer_pieces(answer: str) -> list[str]:

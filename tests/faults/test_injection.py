@@ -215,3 +215,18 @@ def test_requests_are_identified_by_target_or_action():
 def test_the_proxy_forwards_to_loopback_only():
     with pytest.raises(ValueError, match="loopback"):
         AwsFaultProxy("http://example.com:80")
+
+
+def test_the_drain_check_is_not_fooled_by_a_message_turning_visible_mid_count(monkeypatch: pytest.MonkeyPatch):
+    """moto computes ApproximateNumberOfMessages, then ...NotVisible, each at its own
+    instant: a message whose redelivery delay ends between the two is in neither, and
+    that one reading says 0 with the message still queued (how the matrix once checked
+    send-kms-Decrypt-reset before its redelivery ran). One empty reading is not drained."""
+    from infra.local.stack import LocalStack
+
+    stack = LocalStack.__new__(LocalStack)
+    readings = iter([0, 1])  # the straddled count, then the message visible again
+    monkeypatch.setattr(stack, "queue_depth", lambda logical_id="MessagesQueue": next(readings))
+    assert not stack.is_drained()
+    monkeypatch.setattr(stack, "queue_depth", lambda logical_id="MessagesQueue": 0)
+    assert stack.is_drained()

@@ -16,7 +16,9 @@ from `X-Amz-Target` (the JSON protocols) or the Query `Action`, and makes the ne
 - `reset`: drop the connection with an RST.
 
 `after=True` forwards the call first (it takes effect in moto) and loses only the
-answer. `skip=N` lets N matching calls through first. `on_match` runs when the fault
+answer. `skip=N` lets N matching calls through first. `body_contains` narrows a fault to
+the calls whose request body holds that text (a table, an index, a key prefix), so a
+fault hits one named call whatever else the same operation is used for. `on_match` runs when the fault
 fires, e.g. `LocalFunction.kill` to crash the worker at that exact call. Loopback only.
 
     proxy = AwsFaultProxy(aws.endpoint_url).start()
@@ -100,6 +102,7 @@ class AwsFault:
     seconds: float = 2.0
     after: bool = False
     skip: int = 0
+    body_contains: str | None = None  # only calls whose request body holds this text
     on_match: Callable[[], None] | None = None
     seen: int = 0
     fired: int = 0
@@ -117,7 +120,9 @@ class AwsFault:
             raise ValueError("times must be at least 1")
         self.seconds = min(max(0.0, float(self.seconds)), MAX_HOLD_SECONDS)
 
-    def matches(self, service: str, operation: str) -> bool:
+    def matches(self, service: str, operation: str, body: bytes = b"") -> bool:
+        if self.body_contains is not None and self.body_contains.encode() not in body:
+            return False
         return service == self.service and (self.operation is None or self.operation == operation)
 
 
@@ -212,11 +217,11 @@ class AwsFaultProxy:
         with self._lock:
             return [c for c in self.calls if c.fault]
 
-    def _take(self, service: str, operation: str) -> AwsFault | None:
+    def _take(self, service: str, operation: str, body: bytes = b"") -> AwsFault | None:
         with self._lock:
             found = None
             for fault in self._faults:
-                if fault.matches(service, operation):
+                if fault.matches(service, operation, body):
                     fault.seen += 1
                     if fault.seen <= fault.skip:
                         break
@@ -251,7 +256,7 @@ class AwsFaultProxy:
                 headers = dict(self.headers.items())
                 lowered = {k.lower(): v for k, v in headers.items()}
                 service, operation, protocol = identify(lowered, body)
-                fault = None if self.path.startswith("/moto-api") else proxy._take(service, operation)
+                fault = None if self.path.startswith("/moto-api") else proxy._take(service, operation, body)
                 answer = None
                 if fault is None or fault.after:  # `after`: the call takes effect first
                     answer = proxy._forward(self.command, self.path, headers, body)

@@ -51,12 +51,20 @@ class Step:
     function: str = "WorkerFunction"  # whose call it is (who is killed)
     skip: int = 0  # let this many matching calls through first (e.g. the idempotency PutItem)
     note: str = ""
+    # AWS only: the fault hits only calls whose request body holds this text (an index,
+    # a key prefix), so it breaks the named call whatever else uses the same operation.
+    body_has: str | None = None
+    label: str = ""  # names which call of that operation, in the id (e.g. "by-owner")
+    # A call whose failure the product absorbs (a status line, suggested prompts): the
+    # turn must still be answered, and an opening must end quietly, never in the DLQ.
+    cosmetic: bool = False
 
     @property
     def id(self) -> str:
         name = self.target.rsplit("/", 1)[-1] if "/" in self.target else self.target
         where = {INGRESS: "@ingress", CALLBACK: "@callback"}.get(self.function, "")
-        return f"{self.flow}-{self.dependency}-{name}{'+' + str(self.skip) if self.skip else ''}{where}"
+        which = f".{self.label}" if self.label else ""
+        return f"{self.flow}-{self.dependency}-{name}{which}{'+' + str(self.skip) if self.skip else ''}{where}"
 
     @property
     def is_aws(self) -> bool:
@@ -110,6 +118,29 @@ STEPS: tuple[Step, ...] = (
     Step("send", "gmail", "/gmail/v1/users/me/messages", "GET", note="the already-sent lookup"),
     Step("send", "openai", "/v1/chat/completions", "POST"),
     Step("send", "slack", "/api/chat.update", "POST"),
+    # -- calls added since the matrix was first written (flows in tests/faults/flows.py) --
+    # a chat turn: the conversation's ownership claim (forget.ThreadIndex.claim: the owner
+    # and the user's thread index in one transaction), and the status lines (cosmetic: the
+    # turn must still answer)
+    Step("chat", "dynamodb", "TransactWriteItems", note="ownership claim"),
+    Step("chat", "slack", "/api/assistant.threads.setStatus", "POST", cosmetic=True),
+    # a search with several results: their metadata in one Gmail batch request
+    Step("search", "gmail", "/batch", "POST", note="search_emails' metadata batch"),
+    # reading an attachment (read_attachment: messages.attachments.get)
+    Step("read", "gmail", "/gmail/v1/users/me/messages/*/attachments", "GET"),
+    # tidying: label emails under a new label (labels.create, then messages.batchModify)
+    Step("tidy", "gmail", "/gmail/v1/users/me/labels", "POST", note="labels.create"),
+    Step("tidy", "gmail", "/gmail/v1/users/me/messages/batchModify", "POST"),
+    # Edit on an approval card: the worker opens the modal with the press's trigger id
+    Step("edit", "slack", "/api/views.open", "POST"),
+    # opening the DM (app_home_opened): suggested prompts, cosmetic
+    Step("open", "slack", "/api/assistant.threads.setSuggestedPrompts", "POST", cosmetic=True),
+    # a 👍 under an answer (feedback.FeedbackRecords.record)
+    Step("feedback", "dynamodb", "UpdateItem", body_has="feedback#", label="feedback"),
+    # revoke while a request waits for a press: the approvals' by-owner index, to cancel it
+    Step("forget", "dynamodb", "Query", body_has='"by-owner"', label="by-owner"),
+    # the scheduled expiry sweep (approval_sweep): the sparse pending-by-expiry index
+    Step("sweep", "dynamodb", "Query", body_has='"pending-by-expiry"', label="pending-by-expiry"),
 )
 
 
@@ -234,7 +265,7 @@ class FaultStack:
         times = 1 if one_shot else 10_000
         if step.is_aws:
             service = step.dependency
-            options: dict[str, Any] = {"times": times, "skip": step.skip}
+            options: dict[str, Any] = {"times": times, "skip": step.skip, "body_contains": step.body_has}
             if kind == "error":
                 options |= {"kind": "error", "code": ERROR_CODE[service]}
             elif kind == "throttle":
@@ -272,7 +303,7 @@ class FaultStack:
         worker = self.stack.functions[function]
         # Until it fires, or the message was done with (drained) without reaching the step.
         while fired() == 0 and time.monotonic() < deadline:
-            if self.stack.queue_depth() == 0 and not worker.busy and fired() == 0:
+            if self.stack.is_drained() and not worker.busy and fired() == 0:
                 break
             time.sleep(0.02)
         reached = fired() > 0

@@ -18,6 +18,7 @@ from infra.local.browser import Browser
 from infra.local.emulators.slack import PostedMessage
 from infra.local.slack_requests import block_action, post_event, post_interaction
 from infra.local.stack import LocalStack, StackOptions
+from tests.faults.flows import FLOWS, run_flow_case
 from tests.faults.harness import (
     ALICE_QUESTION,
     ANSWERED,
@@ -85,7 +86,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
 def test_the_matrix_covers_every_dependency_and_flow():
     dependencies = {s.dependency for s in STEPS}
     assert dependencies == {"dynamodb", "sqs", "kms", "secretsmanager", "slack", "google-token", "gmail", "openai"}
-    assert {s.flow for s in STEPS} == {"hello", "status", "auth", "callback", "revoke", "chat", "send"}
+    assert {s.flow for s in STEPS} == {"hello", "status", "auth", "callback", "revoke", "chat", "send"} | set(FLOWS)
     assert len({s.id for s in STEPS}) == len(STEPS)
     # Every known defect names a case that exists (a renamed step must not hide one).
     assert {f"{step.id}-{kind}" for step in STEPS for kind in KINDS} >= CRASH_AFTER_SLACK_TOOK_IT
@@ -100,6 +101,9 @@ def test_fault(faults: FaultStack, step: Step, kind: str):
         faults.link()
     if step.flow == "callback":
         run_callback_case(faults, step, kind)
+        return
+    if step.flow in FLOWS:  # the flows added later (tests/faults/flows.py)
+        run_flow_case(faults, step, kind)
         return
     thread = faults.new_thread()
     card = faults.approval_card(thread) if step.flow == "send" else None
@@ -142,6 +146,7 @@ def test_fault(faults: FaultStack, step: Step, kind: str):
     answers = [m for m in messages if ANSWERED[step.flow](m) and reference not in m.text]
     outcome = f"answers={len(answers)} told={told(messages, reference)} dlq={len(dead)} messages={_texts(messages)}"
     assert answers or (told(messages, reference) and dead), f"message lost or the user not told: {outcome}"
+    assert answers or not step.cosmetic, f"a cosmetic failure failed the turn: {outcome}"
     assert len(answers) <= 1, f"answered more than once: {outcome}"
     assert not [m for m in messages if WORKING in m.text], f"a placeholder was left behind: {outcome}"
     assert not [m for m in messages if m.streaming], f"a stream was left open: {outcome}"

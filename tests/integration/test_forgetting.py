@@ -71,6 +71,23 @@ def test_after_revoke_no_table_holds_anything_of_the_users_mail_or_conversations
     assert len(checkpoint_keys(agent)) >= 5
 
 
+def test_a_revoke_delivered_again_after_its_link_was_deleted_still_forgets(agent: Harness):
+    """The first delivery deleted the link, then failed to forget (DynamoDB down): the
+    redelivery finds no link, and must still cancel the pending send and forget."""
+    ada_has_a_conversation_and_a_pending_send(agent)
+    [card] = [m for m in agent.slack.messages() if any(b.get("block_id") == "approval" for b in m.blocks)]
+    tokens = agent.deployment.physical("TokensTable")
+    ddb = agent.deployment.aws.client("dynamodb")
+    for item in ddb.scan(TableName=tokens)["Items"]:
+        ddb.delete_item(TableName=tokens, Key={"pk": item["pk"]})
+
+    assert "not connected" in agent.say("revoke").text
+    [card_now] = [m for m in agent.slack.messages() if m.ts == card.ts]
+    assert not any(b.get("block_id") == "approval" for b in card_now.blocks)
+    assert every_item(agent)["ApprovalsTable"] == []
+    assert not any(ADA_TOP in key for key in checkpoint_keys(agent))
+
+
 def test_a_press_on_a_card_from_before_revoke_sends_nothing_even_after_relinking(agent: Harness):
     ada_has_a_conversation_and_a_pending_send(agent)
     [card] = [m for m in agent.slack.messages() if any(b.get("block_id") == "approval" for b in m.blocks)]

@@ -11,6 +11,7 @@ are set from Python (`emulator.add_fault(...)`) or over HTTP with
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 import threading
@@ -75,8 +76,8 @@ MAX_HOLD_SECONDS = 30.0  # a timeout fault never holds a request longer than thi
 
 @dataclass
 class TransportFault:
-    """What happens to the next `times` requests whose path starts with `path`
-    (and whose method is `method`, when given).
+    """What happens to the next `times` requests whose path starts with `path` (a `*`
+    in it stands for one path segment) and whose method is `method`, when given.
 
     - `status`: answer `status` with `body` (JSON) and `headers`, as a gateway would.
     - `timeout`: hold the request `seconds` (at most MAX_HOLD_SECONDS) without an answer,
@@ -111,7 +112,7 @@ class TransportFault:
         self.seconds = min(max(0.0, float(self.seconds)), MAX_HOLD_SECONDS)
 
     def matches(self, method: str, path: str) -> bool:
-        return path.startswith(self.path) and (self.method is None or self.method.upper() == method.upper())
+        return _path_matches(self.path, path) and (self.method is None or self.method.upper() == method.upper())
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> TransportFault:
@@ -120,6 +121,14 @@ class TransportFault:
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         return cls(**body)
+
+
+def _path_matches(pattern: str, path: str) -> bool:
+    """`path` starts with `pattern`, where a `*` in the pattern stands for one path
+    segment (e.g. /gmail/v1/users/me/messages/*/attachments)."""
+    if "*" not in pattern:
+        return path.startswith(pattern)
+    return re.match("[^/]*".join(re.escape(part) for part in pattern.split("*")), path) is not None
 
 
 class TransportFaults:

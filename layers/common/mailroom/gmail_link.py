@@ -84,19 +84,22 @@ class GmailLinkCommands:
             # The tokens cannot be read (KMS refused, or damaged), so Google cannot be
             # asked to revoke them: forget them anyway and say how to finish at Google.
             self.links.delete(command.team_id, command.user_id)
+            self._forget(command)
             logger.info("unreadable gmail link deleted on revoke")
             metrics.add_metric(name="LinksRevoked", unit="Count", value=1)
             self._answer(command, replies.revoked_unreadable())
             return
         if link is None:
+            # Also a revoke delivered again after its link was deleted (its forgetting
+            # failed): it must still forget, or a pending send would outlive the revoke.
+            self._forget(command)
             self._answer(command, replies.nothing_to_revoke())
             return
         # Revoking the refresh token ends the whole grant at Google. An already
         # invalid token is fine: the user wants it gone either way.
         google_revoked = self.oauth.revoke(link.tokens.refresh_token or link.tokens.access_token)
         self.links.delete(command.team_id, command.user_id)
-        if self.forgetter is not None:
-            self.forgetter.forget(command.team_id, command.user_id, reason="revoked")
+        self._forget(command)
         logger.info("gmail link revoked", extra={"google_revoked": google_revoked})
         metrics.add_metric(name="LinksRevoked", unit="Count", value=1)
         self._answer(command, replies.revoked(link.email, google_revoked))
@@ -129,6 +132,12 @@ class GmailLinkCommands:
             metrics.add_metric(name="LinksBroken", unit="Count", value=1)
             raise LinkBroken("Google refused the refresh token") from exc
         return self.links.update_tokens(link, tokens)
+
+    def _forget(self, command: Command) -> None:
+        """Forget the user's conversations and pending approvals (idempotent: a retried
+        revoke runs it again, whatever the first delivery got done)."""
+        if self.forgetter is not None:
+            self.forgetter.forget(command.team_id, command.user_id, reason="revoked")
 
     def _load(self, command: Command) -> GmailLink | None:
         try:

@@ -146,19 +146,26 @@ class GoogleOAuth:
 
     def gmail_address(self, tokens: GoogleTokens) -> str:
         """users.getProfile through googleapiclient (static discovery: no network at build)."""
+        import google_auth_httplib2
         from googleapiclient.discovery import build
         from googleapiclient.errors import HttpError
 
+        from mailroom.adapters.gmail_api import DeadlineHttp
+
+        # The browser waits, and the callback has 15 s in all (template.yaml): each try
+        # of this GET gets _PROFILE_SECONDS, and one retry, so a Gmail that hangs or
+        # fails ends in the callback's "try again" page, never in Lambda's timeout (a 500).
+        http = google_auth_httplib2.AuthorizedHttp(self.credentials(tokens), http=DeadlineHttp(None, _PROFILE_SECONDS))
         service: Any = build(
             "gmail",
             "v1",
-            credentials=self.credentials(tokens),
+            http=http,
             static_discovery=True,
             cache_discovery=False,
             client_options={"api_endpoint": self._gmail_api_url},
         )
         try:
-            profile = service.users().getProfile(userId="me").execute(num_retries=2)
+            profile = service.users().getProfile(userId="me").execute(num_retries=1)
         except google.auth.exceptions.RefreshError as exc:
             raise GrantRevoked("Google refused the token") from exc
         except HttpError as exc:
@@ -166,6 +173,10 @@ class GoogleOAuth:
                 raise GrantRevoked(f"Gmail answered {exc.status_code}") from exc
             raise TransientError(f"Gmail answered {exc.status_code}") from exc
         return str(profile["emailAddress"])
+
+
+# One try of the OAuth callback's users.getProfile (it answers in well under a second).
+_PROFILE_SECONDS = 3.0
 
 
 def _allow_plain_http_to_loopback(uri: str) -> None:

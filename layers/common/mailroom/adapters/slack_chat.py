@@ -24,7 +24,11 @@ _GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_wind
 
 
 # views.open refusals that mean the press came too late (a trigger id lives 3 s), not a bug.
-_SPENT_TRIGGER = frozenset({"expired_trigger_id", "exchanged_trigger_id", "invalid_trigger_id"})
+_SPENT_TRIGGER = frozenset({"expired_trigger_id", "invalid_trigger_id"})
+# The trigger was exchanged already: only this app receives a press's trigger id, so by
+# an earlier delivery of the same press (which then crashed or lost Slack's answer), and
+# its modal is open. Asking the user to press again would be wrong.
+_OPENED_BEFORE = "exchanged_trigger_id"
 
 
 # A repeated delivery reads back at most this many pages (200 messages each) of the
@@ -126,7 +130,13 @@ class SlackChat:
         return sorted(found, key=lambda r: _ts_key(r.ts))
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> bool:
-        return self._call_unless(_SPENT_TRIGGER, "views_open", trigger_id=trigger_id, view=view)
+        """Open a modal; False if the trigger came too late (the user must press again)."""
+        try:
+            return self._call_unless(_SPENT_TRIGGER, "views_open", trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            if exc.response.get("error") == _OPENED_BEFORE:
+                return True
+            raise
 
     # -- the agent surface (assistant:write): status, suggested prompts, title, streams --
     def set_status(self, channel_id: str, thread_ts: str, status: str) -> None:

@@ -8,6 +8,7 @@ The worker's real handler and bootstrap, against moto's server and the emulators
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -55,6 +56,23 @@ def test_a_redelivery_finds_its_own_reply_and_posts_nothing_new(crashing, queue,
     [lookup] = slack.calls("conversations.history")
     assert lookup["args"]["include_all_metadata"] in (True, "1", "true")
     assert lookup["args"]["oldest"] == hello.message_ts
+
+
+def test_a_dlq_redrive_of_an_answered_event_posts_nothing_new(crashing, queue, slack, lambda_context):
+    """A redrive makes a new SQS message (receive count 1 again): the event's age, not
+    the count, tells the worker it may repeat an earlier delivery."""
+    from infra.local.slack_requests import message_event
+    from mailroom.slack.parsing import parse_event_callback
+
+    an_hour_ago = f"{int(time.time()) - 3600}.000100"
+    old = parse_event_callback(message_event("hello", event_id="EvREDRIVE", ts=an_hour_ago), "https://example.test")
+    assert old is not None
+    assert failed_ids(app.handler(queue(old), lambda_context, worker=crashing))  # died after the post
+    [greeting] = slack.messages(channel=LOCAL_DM_CHANNEL)
+
+    assert failed_ids(app.handler(queue(old, receive_count=1), lambda_context, worker=crashing)) == []
+    assert [m.ts for m in slack.messages(channel=LOCAL_DM_CHANNEL)] == [greeting.ts], "no second greeting"
+    assert slack.calls("conversations.history"), "a late event reads the DM back first"
 
 
 def test_another_events_reply_with_the_same_text_is_not_taken_for_this_one(crashing, queue, slack, lambda_context):

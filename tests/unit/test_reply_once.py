@@ -112,3 +112,37 @@ def test_outside_a_dm_nothing_is_read_back():
     with once.delivering(channel_ask, repeat=True):
         once.post("C0GENERAL", "hi")
     assert slack.lookups == 0
+
+
+def test_an_unmarked_message_from_before_this_sqs_message_is_never_taken_over():
+    """A thread older than the metadata (or another event's dead stream) holds unmarked
+    bot messages: a repeat takes only one posted after its own message was first received."""
+    slack = FakeSlack()
+    once = OnceChat(slack)
+    old = slack.post("D0ADA", "last week's answer", thread_ts="1796000000.000100")  # ts 1796000000.0002xx
+    first_received = 1796000100.0
+    with once.delivering(ask("Ev1"), repeat=True, first_received=first_received):
+        assert once.earlier_stream() is None
+        assert once.told_in() is None, "a failure is posted, never written over an old answer"
+    assert slack.messages[0]["text"] == "last week's answer" and old == slack.messages[0]["ts"]
+    lost = {"ts": "1796000101.000001", "thread_ts": "1796000000.000100", "text": "Alice", "metadata": None}
+    slack.messages.append(lost)  # this message's own dead stream (startStream: no metadata)
+    with once.delivering(ask("Ev1"), repeat=True, first_received=first_received):
+        assert once.earlier_stream() == "1796000101.000001"
+
+
+def test_a_command_without_a_message_reads_back_from_its_first_delivery_not_the_whole_dm():
+    slack = FakeSlack()
+    seen: list[str | None] = []
+    real = slack.bot_messages_since
+
+    def spy(channel, thread_ts, oldest):
+        seen.append(oldest)
+        return real(channel, thread_ts, oldest)
+
+    slack.bot_messages_since = spy  # type: ignore[method-assign]
+    submit = Command(**{**ask("act-1").model_dump(), "message_ts": None})
+    once = OnceChat(slack)
+    with once.delivering(submit, repeat=True, first_received=1796000100.0):
+        once.post("D0ADA", "Sent.", thread_ts="1796000000.000100")
+    assert seen == ["1796000035.000000"], "a minute (and the clock margin) before its first delivery"

@@ -95,6 +95,16 @@ def mark(event_id: str, part: str) -> dict[str, Any]:
     return {"event_type": EVENT_TYPE, "event_payload": {"event_id": event_id, "part": part}}
 
 
+# Slack's clock and SQS's may differ by this much.
+_CLOCK_MARGIN_SECONDS = 5.0
+# How far before its first delivery a command without a message of its own looks.
+_NO_MESSAGE_WINDOW_SECONDS = 60.0
+
+
+def _seconds(ts: str) -> float:
+    return float(ts)
+
+
 # A message posted outside a queued command (the OAuth callback's "connected"): marked
 # too, so that no repeated delivery ever takes it for a stream it lost.
 _OUTSIDE = mark("-", "outside")
@@ -107,6 +117,10 @@ class _Delivery:
     thread_ts: str | None
     after_ts: str | None
     repeat: bool
+    # An unmarked message is taken for a dead stream only if posted after this SQS
+    # message was first received (less a clock margin): anything older in the thread
+    # belongs to an earlier event (FIFO: that one ended before this one began).
+    unmarked_since: float | None = None
     posts: int = 0
     # part -> ts of what this delivery posted or found, and the message a failure is told in
     parts: dict[str, str] = field(default_factory=dict)
@@ -125,14 +139,20 @@ class OnceChat:
         self._delivery: _Delivery | None = None
 
     @contextmanager
-    def delivering(self, command: Command, *, repeat: bool) -> Iterator[None]:
+    def delivering(self, command: Command, *, repeat: bool, first_received: float | None = None) -> Iterator[None]:
+        """Run one delivery of `command`; `first_received` is when SQS first handed this
+        message over (epoch seconds), which bounds what a repeat may take as its own."""
+        since = first_received - _CLOCK_MARGIN_SECONDS if first_received is not None else None
         self._delivery = _Delivery(
             event_id=command.event_id,
             channel_id=command.channel_id,
             thread_ts=command.thread_ts,
-            after_ts=command.message_ts,
+            # From the user's message (or card); a command without one (an Edit modal's
+            # submit) from its first delivery, never the whole DM.
+            after_ts=command.message_ts or (f"{since - _NO_MESSAGE_WINDOW_SECONDS:.6f}" if since else None),
             # Only the DM can be read back (im:history); elsewhere the bot posts little.
             repeat=repeat and command.is_direct_message,
+            unmarked_since=since,
         )
         try:
             yield
@@ -186,7 +206,11 @@ class OnceChat:
         if delivery is None or not delivery.repeat or delivery.thread_ts is None:
             return None
         mine = [r for r in self._earlier(delivery) if r.event_id == delivery.event_id and r.part == STREAM]
-        unmarked = [r for r in self._earlier(delivery) if r.event_id is None]
+        unmarked = [
+            r
+            for r in self._earlier(delivery)
+            if r.event_id is None and (delivery.unmarked_since is None or _seconds(r.ts) >= delivery.unmarked_since)
+        ]
         found = (mine or unmarked)[:1]
         if not found:
             return None

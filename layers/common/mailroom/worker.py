@@ -20,6 +20,7 @@ there instead of posting again (mailroom.reply_once).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -160,8 +161,15 @@ class Worker:
         logger.set_correlation_id(command.event_id)
         attempt = int(record.attributes.approximate_receive_count or 1)
         # Only a delivery that may repeat an earlier one reads Slack back first.
-        repeat = attempt > 1 or command.retry_num > 0
-        with self._replies.delivering(command, repeat=repeat) if self._replies else contextlib.nullcontext():
+        # A DLQ redrive starts a new SQS message (its receive count is 1 again): an
+        # event older than a first delivery ever is counts as a repeat too.
+        repeat = attempt > 1 or command.retry_num > 0 or _late(command, time.time())
+        first_received = _first_received(record)
+        with (
+            self._replies.delivering(command, repeat=repeat, first_received=first_received)
+            if self._replies
+            else contextlib.nullcontext()
+        ):
             self._process(command, record, attempt)
 
     def _process(self, command: Command, record: SQSRecord, attempt: int) -> None:
@@ -288,3 +296,22 @@ def _permanent_reply(exc: Exception, reference: str) -> str:
         if type(link).__name__ in ("LinkBroken", "GrantRevoked", "VaultError"):
             return replies.link_broken()
     return replies.cannot_do(reference)
+
+
+# A first delivery comes seconds after the user's message; one this late is a redrive
+# (or a long outage), which may repeat what an earlier delivery posted.
+LATE_SECONDS = 300
+
+
+def _late(command: Command, now: float) -> bool:
+    try:
+        return command.message_ts is not None and now - float(command.message_ts) > LATE_SECONDS
+    except ValueError:
+        return False
+
+
+def _first_received(record: SQSRecord) -> float | None:
+    try:
+        return int(record.attributes.approximate_first_receive_timestamp) / 1000
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -213,3 +213,14 @@ def test_a_deleted_placeholder_does_not_stop_the_answer(agent: Harness):
     [placeholder, answer] = bot_messages(agent)
     assert placeholder.text == WORKING, "(the emulator only said it was gone)"
     assert "Notes from Tuesday" in answer.text and answer.edits == 0
+
+
+def test_an_empty_answer_still_replaces_the_placeholder(agent: Harness):
+    """A model that ends its turn with no words (a refusal, an empty final message) must
+    not leave "Working on it…" up forever."""
+    assert agent.openai is not None
+    agent.openai.script.rules.insert(0, Rule(user="say nothing", say=""))
+    assert agent.deliver(agent.chat("say nothing at all")) is True
+    [answer] = bot_messages(agent)
+    assert answer.text != WORKING and answer.edits == 1
+    assert "nothing to add" in answer.text

@@ -121,6 +121,11 @@ class AgentChat:
         elif self._replies is not None:
             # A redelivery edits what an earlier one streamed instead of streaming again.
             placeholder = self._replies.earlier_stream()
+            if placeholder is not None and self._surface is not None:
+                # The dead delivery's stream may still be open: close it before this
+                # delivery edits it (or tells a failure in it).
+                with contextlib.suppress(Exception):
+                    self._surface.stop_stream(command.channel_id, placeholder)
         view = self._view(command, stream=placeholder is None) if threaded else None
         try:
             self._answer(command, link, placeholder, view)
@@ -209,7 +214,9 @@ class AgentChat:
         """Post the recorded outcome: the placeholder edited into the answer (idempotent),
         then the answer's further messages and the approval cards. On a redelivery the
         chat (mailroom.reply_once) skips those an earlier delivery posted."""
-        if answer:
+        if answer or placeholder is not None:
+            # An empty answer (a refusal, an empty final message) still replaces the
+            # placeholder or stream: never "Working on it…" forever.
             self._post_answer(command, answer, placeholder, feedback)
         for waiting in pending:
             self._ask_approval(command, [waiting])

@@ -181,6 +181,22 @@ def test_close_stops_a_stream_left_open():
     assert surface.streams[0].stopped
 
 
+def test_close_never_starts_a_stream_that_slack_never_started():
+    """chat.startStream failed: stopping the stream now would start one (slack-sdk's
+    ChatStream.stop starts a stream without a ts), a stray half-message."""
+    surface = FakeSurface()
+    shown, _ = view(surface)
+
+    def refused() -> None:
+        raise Refused("internal_error")
+
+    shown.token("Alice sent")
+    [stream] = surface.streams
+    stream.ts, stream.flush = None, refused  # type: ignore[method-assign]
+    shown.close()
+    assert not stream.stopped
+
+
 def test_feedback_buttons_fit_slacks_limits():
     [block] = feedback_blocks("Ev" + "x" * 300)
     assert block["type"] == "context_actions" and len(block["block_id"]) <= 255

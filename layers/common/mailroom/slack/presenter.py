@@ -342,8 +342,11 @@ class TurnView:
         self._stop_refresh.set()
         if self._stream is not None and not getattr(self, "_stream_done", False):
             self._stream_done = True
-            with contextlib.suppress(Exception):
-                self._stream.stop(chunks=self._unfinished_tasks(TASK_FAILED) or None)
+            # A stream never started (chat.startStream failed, or nothing was flushed)
+            # is left alone: stopping it would start one, a stray half-message.
+            if self._stream.ts is not None:
+                with contextlib.suppress(Exception):
+                    self._stream.stop(chunks=self._unfinished_tasks(TASK_FAILED) or None)
         with self._lock:
             was = self._status
             self._status = ""

@@ -11,6 +11,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest as RetryRequest
+from slack_sdk.http_retry.response import HttpResponse as RetryResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.chat_stream import ChatStream
 
 from mailroom.errors import MessageGone, TransientError
@@ -39,15 +42,56 @@ _LOOKUP_PAGES = 5
 _NOT_STREAMING = frozenset({"message_not_in_streaming_state", "message_not_found", "cant_update_message"})
 
 
+# Calls that make something new in Slack. After an ambiguous failure (the connection
+# dropped once the request was out, a 5xx) Slack may have made it already, and a retry
+# would make it twice; so they fail to the worker instead, whose redelivery reads the DM
+# back before posting (mailroom.reply_once). A refusal (429, a refused connection) is
+# retried: nothing was made.
+_CREATES = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.startStream", "chat.appendStream"})
+
+
+def _creates(request: RetryRequest) -> bool:
+    return request.url.rstrip("/").rsplit("/", 1)[-1] in _CREATES
+
+
+class _ConnectionRetries(ConnectionErrorRetryHandler):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: RetryRequest,
+        response: RetryResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        refused = isinstance(getattr(error, "reason", error), ConnectionRefusedError)
+        if _creates(request) and not refused:
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
+class _ServerErrorRetries(ServerErrorRetryHandler):
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: RetryRequest,
+        response: RetryResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return not _creates(request) and super()._can_retry(
+            state=state, request=request, response=response, error=error
+        )
+
+
 def make_web_client(token: str, base_url: str) -> WebClient:
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=10,
         retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
+            _ConnectionRetries(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=2),
+            _ServerErrorRetries(max_retry_count=2),
         ],
     )
 

@@ -31,6 +31,9 @@ from mailroom.observability import logger
 _BATCH = 25  # BatchWriteItem's limit
 
 
+_DAY = 86400
+
+
 class PendingApprovals(Protocol):
     """Cancel every approval of this user that still waits for a press (its card says
     so), then erase all their approval records; the number cancelled
@@ -71,10 +74,13 @@ class ThreadIndex:
             if claimed_by is not None and claimed_by != (team_id, user_id):
                 logger.warning("conversation claimed by another user", extra={"team_id": team_id, "user_id": user_id})
                 return False
-            if claimed_by is not None and len(ttls) == 2 and min(ttls) >= now + self._ttl:
+            # Both must outlive, by a day, any checkpoint written from now (a press can
+            # save one up to a day after this turn): otherwise refresh them.
+            if claimed_by is not None and len(ttls) == 2 and min(ttls) >= now + self._ttl + _DAY:
                 return True
-        # A day beyond the checkpoints' own TTL, so the index never loses a live thread.
-        ttl = {"N": str(now + self._ttl + 86400)}
+        # Two days beyond the checkpoints' own TTL, so the index never loses a live
+        # thread; refreshed at most once a day (above).
+        ttl = {"N": str(now + self._ttl + 2 * _DAY)}
         owner = {**_owner_key(thread_id), "team_id": {"S": team_id}, "user_id": {"S": user_id}, "ttl": ttl}
         try:
             self._dynamodb().transact_write_items(

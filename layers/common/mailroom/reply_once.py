@@ -16,11 +16,13 @@ never a reason to post blind.
 
 Streams: `chat.startStream` takes no metadata (`chat.stopStream` does), so a stream the
 worker died in the middle of is unmarked. A repeated delivery takes the first unmarked
-bot message after the user's message in the thread as its own stream: in the user's DM
-thread only the bot and the user write, the conversation's messages are handled in
-order (SQS FIFO), and every stream that ended is marked (its stop, or the edit that
-replaces it, carries the metadata), so an unmarked one is the stream of a delivery that
-died. Ephemeral messages (the Connect Gmail button, pointers in channels) are not kept
+bot message posted in the thread after its SQS message was first received as its own
+stream: in the user's DM thread only the bot and the user write, the conversation's
+messages are handled in order (SQS FIFO: an earlier event ended before this one was
+first received), and every stream that ended is marked (its stop, or the edit that
+replaces it, carries the metadata), so such a message is the stream of a delivery of
+this event that died. Older unmarked messages (another event's, or from before the
+metadata) are never taken. Ephemeral messages (the Connect Gmail button, pointers in channels) are not kept
 by Slack and cannot be looked up; lookups are made only in DMs (`im:history`).
 """
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mailroom.commands import Command
+from mailroom.ports import Chat
 
 EVENT_TYPE = "mailroom_reply"
 PLACEHOLDER = "placeholder"
@@ -51,8 +52,8 @@ class EarlierReply:
     part: str | None = None
 
 
-class MarkedChat(Protocol):
-    """Slack's posting calls with message metadata, and the lookup (SlackChat)."""
+class MarkedChat(Chat, Protocol):
+    """The `Chat` port with message metadata on posts and edits, and the lookup (SlackChat)."""
 
     def post(
         self,
@@ -64,16 +65,6 @@ class MarkedChat(Protocol):
         metadata: dict[str, Any] | None = None,
     ) -> str: ...
 
-    def post_ephemeral(
-        self,
-        channel: str,
-        user: str,
-        text: str,
-        *,
-        thread_ts: str | None = None,
-        blocks: list[dict[str, Any]] | None = None,
-    ) -> None: ...
-
     def update(
         self,
         channel: str,
@@ -83,8 +74,6 @@ class MarkedChat(Protocol):
         blocks: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None: ...
-
-    def open_view(self, trigger_id: str, view: dict[str, Any]) -> bool: ...
 
     def bot_messages_since(self, channel: str, thread_ts: str | None, oldest: str | None) -> list[EarlierReply]:
         """The bot's messages in the thread (or at the top of the channel) after `oldest`,

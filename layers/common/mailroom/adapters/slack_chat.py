@@ -54,7 +54,10 @@ def _creates(request: RetryRequest) -> bool:
     return request.url.rstrip("/").rsplit("/", 1)[-1] in _CREATES
 
 
-class _ConnectionRetries(ConnectionErrorRetryHandler):
+class _NoBlindRepeat:
+    """A retry handler that never repeats a call making a message, unless the connection
+    was refused (nothing reached Slack)."""
+
     def _can_retry(
         self,
         *,
@@ -66,21 +69,15 @@ class _ConnectionRetries(ConnectionErrorRetryHandler):
         refused = isinstance(getattr(error, "reason", error), ConnectionRefusedError)
         if _creates(request) and not refused:
             return False
-        return super()._can_retry(state=state, request=request, response=response, error=error)
+        return super()._can_retry(state=state, request=request, response=response, error=error)  # type: ignore[misc]  # a mixin: the handler class comes after it
 
 
-class _ServerErrorRetries(ServerErrorRetryHandler):
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: RetryRequest,
-        response: RetryResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return not _creates(request) and super()._can_retry(
-            state=state, request=request, response=response, error=error
-        )
+class _ConnectionRetries(_NoBlindRepeat, ConnectionErrorRetryHandler):
+    pass
+
+
+class _ServerErrorRetries(_NoBlindRepeat, ServerErrorRetryHandler):
+    pass
 
 
 def make_web_client(token: str, base_url: str) -> WebClient:

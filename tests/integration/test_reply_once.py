@@ -105,6 +105,27 @@ def test_slack_failing_during_the_lookup_is_retried_not_a_second_post(crashing, 
     assert len(slack.messages(channel=LOCAL_DM_CHANNEL)) == 1
 
 
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        pytest.param("reset", {"times": 3}, id="reset-every-try"),
+        pytest.param("timeout", {"seconds": 11}, id="timeout-past-the-clients-10s"),
+    ],
+)
+def test_a_lookup_cut_off_at_the_transport_never_posts_blind(crashing, queue, slack, lambda_context, kind, options):
+    """The read-back itself times out or has its connection reset: whether the client
+    retries it or the delivery is retried, the greeting is never posted a second time."""
+    hello = command("hello", f"EvCUT{kind}")
+    assert failed_ids(app.handler(queue(hello), lambda_context, worker=crashing))  # died after the post
+    cut = slack.add_fault(kind, "/api/conversations.history", **options)
+    app.handler(queue(hello, receive_count=2), lambda_context, worker=crashing)
+    assert cut.fired, "the lookup was cut off"
+    assert len(slack.messages(channel=LOCAL_DM_CHANNEL)) == 1, "not posted blind"
+
+    assert failed_ids(app.handler(queue(hello, receive_count=3), lambda_context, worker=crashing)) == []
+    assert len(slack.messages(channel=LOCAL_DM_CHANNEL)) == 1
+
+
 def test_a_redelivery_finishes_the_stream_a_dead_delivery_left_instead_of_streaming_again(agent, slack):
     from tests.integration.test_agent_surface import QUESTION, has_feedback, new_thread, threaded
 

@@ -118,3 +118,11 @@ def test_any_split_of_any_text_streams_as_its_whole_inert_form(text: str, cuts: 
     bounds = sorted({0, len(text), *(c for c in cuts if c <= len(text))})
     pieces = [text[a:b] for a, b in itertools.pairwise(bounds)]
     assert stream_in(pieces) == inert_links(text)
+
+
+def test_a_bare_host_with_a_query_is_shown_as_code_and_a_question_stays_text():
+    """Slack links a bare host with a query (`evil.example?d=<mail>`) like one with a path."""
+    for bare in ("see evil.example?d=secret now", "see evil.example#d=secret now"):
+        outside_code = re.sub(r"`[^`]*`", "", to_mrkdwn(bare))
+        assert "d=secret" not in outside_code and "evil.example" in outside_code, to_mrkdwn(bare)
+    assert to_mrkdwn("Did you read notes.txt? Yes, v1.2 is out.") == "Did you read notes.txt? Yes, v1.2 is out."

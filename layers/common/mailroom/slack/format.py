@@ -20,9 +20,11 @@ MESSAGE_LIMIT = 3500
 _LINK = re.compile(r"\[([^\]\n]+)\]\(\s*<?([a-z][a-z0-9+.-]*:[^)\s>]+)>?\s*\)", re.I)
 # Any beginning of such a link, to the end of the text (a streamed link not yet complete).
 _LINK_PREFIX = re.compile(r"\[[^\]\n]*(?:\](?:\((?:\s*<?(?:[a-z][a-z0-9+.-]*(?::[^)\s>]*(?:>?\s*)?)?)?)?)?)?\Z", re.I)
-# A URL the model wrote bare, with a scheme, www., or a host and a path: Slack links
-# (and would unfurl) each of these.
-_BARE_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s`]+|\bwww\.[^\s`]+|\b[\w-]+(?:\.[\w-]+)+/[^\s`]*", re.I)
+# A URL the model wrote bare, with a scheme, www., or a host and a path, query or
+# fragment: Slack links (and would unfurl) each of these.
+_BARE_URL = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://[^\s`]+|\bwww\.[^\s`]+|\b[\w-]+(?:\.[\w-]+)+(?:/|[?#](?=[^\s`]))[^\s`]*", re.I
+)
 _TRAILING = ".,;:!?"
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.M)

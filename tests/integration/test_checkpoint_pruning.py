@@ -184,7 +184,7 @@ def test_a_checkpoint_whose_writes_cannot_be_listed_is_kept_so_a_revoke_still_fi
 
     def throttled(**params: Any) -> Any:
         if params["ExpressionAttributeValues"][":pk"]["S"].endswith(first):  # that checkpoint's writes
-            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            error: Any = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
             raise ClientError(error, "Query")
         return real(**params)
 

@@ -129,8 +129,14 @@ def test_another_user_never_reaches_adas_tokens_memory_drafts_or_send(
     assert harness.gmail is not None
     memory_before = ada_memory(harness)
     drafts_before = len(harness.gmail.drafts("ada@example.com"))
+    views_before = set(harness.slack.views())
 
     ACTIONS[action](harness, card, intruder, dm)
+
+    for view_id, view in harness.slack.views().items():  # a modal for them only says why: never ada's message
+        if view_id not in views_before:
+            assert not any(b["type"] == "input" for b in view["blocks"]), (action, view)
+            assert not any(trace in repr(view) for trace in (*ADA_TRACES, "Thursday works")), (action, view)
 
     for message in seen_by(harness, intruder, dm):
         assert not any(trace in message.text + repr(message.blocks) for trace in ADA_TRACES), (action, message.text)

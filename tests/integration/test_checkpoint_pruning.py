@@ -165,3 +165,33 @@ def test_a_saved_turn_is_one_write_call(table, monkeypatch):
         monkeypatch.setattr(saver.client, name, counted)
     graph.invoke({"notes": []}, config("T1:D7"), durability="exit")
     assert calls == ["batch_write_item"]
+
+
+def test_a_checkpoint_whose_writes_cannot_be_listed_is_kept_so_a_revoke_still_finds_them(table, items, monkeypatch):
+    """Pruning finds an old checkpoint's pending writes (a send waiting for Approve, mail
+    text in it) through the checkpoint itself; so does a revoke. Deleting the checkpoint
+    without them would leave them where no revoke can find them."""
+    from botocore.exceptions import ClientError
+
+    from mailroom.forget import ThreadIndex
+
+    saver = TurnCachedSaver(table_name=table, ttl_seconds=3600)
+    graph = note_graph(saver, ask=True)
+    graph.invoke({"notes": []}, config("T1:D9"), durability="exit")  # waits for a press: writes
+    first = graph.get_state(config("T1:D9")).config["configurable"]["checkpoint_id"]
+    graph.invoke({"notes": []}, config("T1:D9"), durability="exit")
+    real = saver.client.query
+
+    def throttled(**params: Any) -> Any:
+        if params["ExpressionAttributeValues"][":pk"]["S"].endswith(first):  # that checkpoint's writes
+            error: Any = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, "Query")
+        return real(**params)
+
+    monkeypatch.setattr(saver.client, "query", throttled)
+    graph.invoke({"notes": []}, config("T1:D9"), durability="exit")  # prunes the first checkpoint
+    monkeypatch.undo()
+    assert items("T1:D9")["WRITES"] >= 3  # the turn went on; nothing of the old checkpoint was lost
+
+    ThreadIndex(table, 3600).erase_thread("T1:D9")  # what revoke does for each conversation
+    assert items("T1:D9") == {}

@@ -1,6 +1,6 @@
-"""Isolation, as a matrix: for every command, thread id and action value, another user
-(bob, linked to his own Gmail; mallory, linked to nothing) never reaches ada's tokens,
-memory, drafts or pending send. The worker and callback in process against moto's
+"""Isolation, as a matrix: for every command, thread id, action value (a feedback press
+too) and modal submission, another user (bob, linked to his own Gmail; mallory, linked to
+nothing) never reaches ada's tokens, memory, drafts or pending send. The worker and callback in process against moto's
 server and the emulators. (Stored items moved between users: test_vault's copied token
 rows and test_encrypted_memory's copied checkpoints.)"""
 
@@ -76,6 +76,29 @@ def submit_edit(harness: Harness, card: PostedMessage, user: str) -> None:
     harness.run(command)
 
 
+def rate_adas_answer(harness: Harness, user: str) -> None:
+    """A 👎 press on the feedback buttons under ada's answer: it records their vote, and
+    reads nothing of hers."""
+    from infra.local.slack_requests import feedback_press, interaction_body
+    from mailroom.slack.parsing import parse_interaction
+    from tests.integration.harness import PUBLIC
+
+    [answer, *_] = [m for m in harness.slack.messages() if any(b["type"] == "context_actions" for b in m.blocks)]
+    [buttons] = [b["elements"][0] for b in answer.blocks if b["type"] == "context_actions"]
+    press = feedback_press(
+        buttons["negative_button"]["value"], message_ts=answer.ts, thread_ts=answer.thread_ts, user=user
+    )
+    command = parse_interaction(interaction_body(press), PUBLIC)
+    assert command is not None and command.user_id == user
+    harness.run(command)
+    from mailroom.feedback import FeedbackRecords, parse_feedback
+
+    feedback = parse_feedback(command)
+    assert feedback is not None
+    records = FeedbackRecords(harness.deployment.physical("UsageTable"))
+    assert records.get(LOCAL_TEAM_ID, LOCAL_USER_ID, feedback.answer_id) is None  # not a vote in ada's name
+
+
 Action = Callable[[Harness, PostedMessage, str, str], object]
 
 ACTIONS: dict[str, Action] = {
@@ -93,6 +116,7 @@ ACTIONS: dict[str, Action] = {
     "approve with a made-up action value": lambda h, card, user, dm: press(h, card, "approve_send", user, "0" * 32),
     "edit ada's send": lambda h, card, user, dm: press(h, card, "edit_send", user),
     "submit an edit of ada's send": lambda h, card, user, dm: submit_edit(h, card, user),
+    "rate ada's answer": lambda h, card, user, dm: rate_adas_answer(h, user),
 }
 
 
@@ -105,8 +129,14 @@ def test_another_user_never_reaches_adas_tokens_memory_drafts_or_send(
     assert harness.gmail is not None
     memory_before = ada_memory(harness)
     drafts_before = len(harness.gmail.drafts("ada@example.com"))
+    views_before = set(harness.slack.views())
 
     ACTIONS[action](harness, card, intruder, dm)
+
+    for view_id, view in harness.slack.views().items():  # a modal for them only says why: never ada's message
+        if view_id not in views_before:
+            assert not any(b["type"] == "input" for b in view["blocks"]), (action, view)
+            assert not any(trace in repr(view) for trace in (*ADA_TRACES, "Thursday works")), (action, view)
 
     for message in seen_by(harness, intruder, dm):
         assert not any(trace in message.text + repr(message.blocks) for trace in ADA_TRACES), (action, message.text)

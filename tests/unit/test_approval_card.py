@@ -98,3 +98,29 @@ def test_a_change_card_lists_the_messages_and_has_no_edit_button() -> None:
     assert "done" in approval_card.outcome(record) and "sent" not in approval_card.outcome(record)
     cancelled = dataclasses.replace(record, state=State.CANCELLED)
     assert "nothing was changed" in approval_card.outcome(cancelled)
+
+
+def test_a_label_name_cannot_put_a_link_or_mention_in_a_change_card() -> None:
+    """The label is the model's (an email may have asked for it), and the card's title is
+    mrkdwn: a `<url|label>` there would be a live link on an Approve card."""
+    import re
+
+    label = "<https://evil.example/login?d=x|Reconnect Gmail> <!here> evil.example/p?d=secret"
+    change = PendingSend(
+        action_id="send-abc",
+        kind="change_emails",
+        owner="U0ADA",
+        from_="ada@example.com",
+        to=(),
+        cc=(),
+        bcc=(),
+        subject=f"Labelled {label!r}: 6 messages",
+        body="\u2022 Carol <carol@example.com> \u2014 Heads up (Mon, 16 Nov 2026)",
+        message_hash="h",
+        expires_at=0.0,
+    )
+    _, blocks = approval_card.request_card(change, 1)
+    shown = " ".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and b["text"]["type"] == "mrkdwn")
+    assert "evil.example" in shown
+    outside_code = re.sub(r"`[^`]*`", "", shown)
+    assert "<" not in outside_code and not re.search(r"https?://|evil\.example/", outside_code), shown

@@ -14,6 +14,7 @@ from typing import Any
 from mailroom import approvals
 from mailroom.approval_record import ApprovalRecord, State
 from mailroom.approvals import PendingSend
+from mailroom.slack.format import inert_links
 
 Blocks = list[dict[str, Any]]
 
@@ -113,7 +114,10 @@ def request_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
 
 def _change_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
     """The card asking to approve a change to many messages (or a move to Trash): what, and on which."""
-    title = f"*{pending.subject}?* Nothing changes until you approve; it can be undone after."
+    # The subject names a label the model chose (an email may have asked for it): mrkdwn
+    # would make a `<url|text>` or a bare URL in it a live link on the card.
+    what = inert_links(pending.subject.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    title = f"*{what}?* Nothing changes until you approve; it can be undone after."
     blocks: Blocks = [{"type": "section", "text": _mrkdwn(title)}]
     blocks += [{"type": "section", "text": _plain(piece)} for piece in _chunks(pending.body or "(no messages)")]
     buttons = [

@@ -187,7 +187,8 @@ class TurnCachedSaver(DynamoDBSaver):
 
     def _checkpoint_keys(self, thread_id: str, ns: str, checkpoint_id: str) -> list[dict[str, Any]]:
         """The items of one checkpoint: metadata, payload, and its pending writes (with
-        their payloads), looked up unless this process saw it had none."""
+        their payloads), looked up unless this process saw it had none; none at all if
+        the writes could not be looked up (the checkpoint is then kept)."""
         keys = [_checkpoint_key(thread_id, ns, checkpoint_id), _payload_key(thread_id, ns, checkpoint_id)]
         known = self._seen.get((thread_id, ns, checkpoint_id))
         if known is not None and known[0] == 0:
@@ -197,8 +198,10 @@ class TurnCachedSaver(DynamoDBSaver):
         try:
             writes = self._write_items(_writes_pk(thread_id, ns, checkpoint_id))
         except (BotoCoreError, ClientError) as exc:
+            # Keep the checkpoint: its writes are found only through it (by revoke too);
+            # without it they would be left where nothing can erase them before the TTL.
             logger.warning("could not list an old checkpoint's writes", extra={"error": type(exc).__name__})
-            return keys
+            return []
         for write in writes:
             keys.append({"PK": write["PK"], "SK": write["SK"]})
             if write.get("ref_key", {}).get("S"):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from mailroom.observability import logger, metrics
-from mailroom.slack.format import split_message, to_mrkdwn
+from mailroom.slack.format import InertStream, split_message, to_mrkdwn
 
 # Slack drops a status after 2 minutes without an update; it is sent again before that.
 STATUS_REFRESH_SECONDS = 90.0
@@ -167,7 +167,11 @@ class TurnView:
         self._on_stream_started = on_stream_started
         self._stream: Stream | None = None
         self._announced = False  # on_stream_started called
-        self._streamed = ""
+        self._streamed = ""  # what the model said, as it said it
+        # What Slack is given: the same with every link inert (Slack renders a stream's
+        # markdown_text as Markdown, where `[label](url)` would be live).
+        self._inert = InertStream()
+        self._shown = 0  # characters given to Slack
         self._open_tasks: dict[str, str] = {}  # task id -> title, shown in progress
         self._spoken = ""
         self._clock = clock
@@ -234,14 +238,18 @@ class TurnView:
     def token(self, text: str) -> None:
         if not text or not self._streaming:
             return
-        if len(self._streamed) + len(text) > _STREAM_MAX_CHARS:
+        shown = self._inert.feed(text)
+        self._streamed += text
+        if self._shown + len(shown) > _STREAM_MAX_CHARS:
             self._break_stream("too long")
             return
+        if not shown:
+            return  # held back until what it may be part of (a link, a URL) is complete
         try:
             stream = self._open()
-            first = not self._streamed
-            stream.append(text)
-            self._streamed += text
+            first = not self._shown
+            stream.append(shown)
+            self._shown += len(shown)
             now = self._clock()
             if first or now - self._last_flush >= STREAM_FLUSH_SECONDS:
                 stream.flush()
@@ -258,10 +266,12 @@ class TurnView:
             return
         try:
             stream = self._open()
+            self._show_held(stream)
             if self._streamed and not self._streamed.endswith("\n"):
                 # Words the model said before this step end their paragraph.
                 stream.append("\n\n")
                 self._streamed += "\n\n"
+                self._inert.feed("\n\n")
             stream.append_chunks([task_chunk(task_id, title, status)])
             if status == TASK_RUNNING:
                 self._open_tasks[task_id] = title
@@ -271,6 +281,13 @@ class TurnView:
             self._announce(stream)
         except Exception as exc:
             self._break_stream(type(exc).__name__)
+
+    def _show_held(self, stream: Stream) -> None:
+        """What the model said that was held back (a word, a link being written) goes out."""
+        rest = self._inert.end()
+        if rest:
+            stream.append(rest)
+            self._shown += len(rest)
 
     def end_task(self, task_id: str, *, ok: bool) -> None:
         """The card of a step shown in progress turns complete (or error)."""
@@ -325,6 +342,8 @@ class TurnView:
         said = _words(self._spoken or answer)
         complete = bool(said) and self._streaming and _words(self._streamed) == said and said.endswith(_words(answer))
         try:
+            if self._streaming:
+                self._show_held(stream)
             stream.stop(
                 blocks=blocks if complete else None,
                 chunks=self._unfinished_tasks(TASK_DONE) or None,

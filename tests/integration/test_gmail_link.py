@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from infra.local.emulators.google import GMAIL_READONLY
 from infra.local.slack_requests import LOCAL_DM_CHANNEL, LOCAL_TEAM_ID, LOCAL_USER_ID
-from tests.integration.harness import PUBLIC, Harness
+from tests.integration.harness import PUBLIC, Harness, logged
 
 
 def test_auth_consent_callback_status_revoke_status(harness: Harness):
@@ -170,3 +170,21 @@ def test_revoke_works_when_google_already_revoked_the_grant(harness: Harness):
 def test_auth_in_a_channel_is_shown_to_the_asker_only(harness: Harness):
     prompt = harness.say("auth", channel="C0GENERAL")
     assert prompt.ephemeral and prompt.user == LOCAL_USER_ID
+
+
+def test_a_failed_callback_logs_what_failed_never_the_errors_words(harness: Harness, caplog, capsys):
+    """Google's error text can quote the account; the logs keep the error's type, status
+    and place, and the person gets a page with a reference id, never a stack trace."""
+    harness.google.add_fault(
+        "status",
+        "/gmail/v1/users/me/profile",
+        status=400,
+        times=2,
+        body={"error": {"code": 400, "message": "ada@example.com: failedPrecondition"}},
+    )
+    status, html = harness.link()
+    assert status == 500 and "not connected" in html and "Reference" in html and "Traceback" not in html
+    text = logged(caplog, capsys)
+    assert "callback failed" in text and "HttpError" in text
+    assert "ada@example.com" not in text and "failedPrecondition" not in text
+    assert harness.rows() == []

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from mailroom.commands import Command
-from mailroom.errors import TransientError
+from mailroom.errors import TransientError, describe
 from mailroom.http import HttpRequest, HttpResponse, UnreadableBody
 from mailroom.ingress_settings import IngressSettings
 from mailroom.observability import logger, metrics
@@ -62,9 +62,9 @@ class Ingress:
             return self._refuse(413, "too_large")
         try:
             signing_secret = self._secrets.get("SLACK_SIGNING_SECRET")
-        except TransientError:
+        except TransientError as exc:
             # Not acked: Slack retries, by then Secrets Manager has likely recovered.
-            logger.exception("could not read the signing secret")
+            logger.error("could not read the signing secret", extra=describe(exc))
             return HttpResponse(503, "try again")
         if not is_valid_slack_request(signing_secret, request.headers, request.body, self._clock):
             return self._refuse(401, "bad_signature")
@@ -99,9 +99,9 @@ class Ingress:
         group = f"{command.conversation_id}:edit" if command.name == EDIT else command.conversation_id
         try:
             self._queue.send(command.model_dump_json(), group_id=group, deduplication_id=command.event_id)
-        except TransientError:
+        except TransientError as exc:
             # Not acked: Slack retries, and that retry gets a fresh attempt at the queue.
-            logger.exception("could not queue the request", extra={"retry_num": retry_num})
+            logger.error("could not queue the request", extra={"retry_num": retry_num, **describe(exc)})
             metrics.add_metric(name="QueueSendFailures", unit="Count", value=1)
             return HttpResponse(503, "try again")
         logger.info("queued", extra={"kind": command.kind, "command": command.name, "retry_num": retry_num})

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from mailroom import replies
 from mailroom.adapters.google_oauth import OAuthExchangeError
+from mailroom.errors import describe
 from mailroom.gmail_link import missing_scopes
 from mailroom.http import HttpRequest, HttpResponse
 from mailroom.oauth_state import OAuthStateStore, PendingLink
@@ -47,8 +48,9 @@ class OAuthCallback:
             if request.path == SLACK_CALLBACK_PATH:
                 return self._sign_in.slack_callback(request, reference)
             return self._handle(request, reference)
-        except Exception:
-            logger.exception("callback failed")
+        except Exception as exc:
+            # An error's words can quote the account (Google's do): log what, not what it said.
+            logger.error("callback failed", extra=describe(exc))
             metrics.add_metric(name="LinkErrors", unit="Count", value=1)
             return page(
                 500,
@@ -132,6 +134,6 @@ class OAuthCallback:
                 self._chat.post(pending.channel_id, text, thread_ts=pending.thread_ts)
             else:  # asked in a channel: the account is theirs alone to see
                 self._chat.post_ephemeral(pending.channel_id, pending.user_id, text, thread_ts=pending.thread_ts)
-        except Exception:
+        except Exception as exc:
             # The page already tells them; Slack being down must not fail the link.
-            logger.exception("could not tell the user in Slack")
+            logger.error("could not tell the user in Slack", extra=describe(exc))

@@ -81,25 +81,28 @@ def inbox_tools() -> list[BaseTool]:
                 f"Message {message_id} has {len(message.attachments)} attachment(s); there is no number {attachment}."
             )
         found = message.attachments[attachment - 1]
+        # The file's name and type are the sender's words too: they stay inside the fence.
         name = found.filename
+        head = f"Attachment [{attachment}] of message {message_id}"
         if kind_of(found.mime_type, name) == "binary":
-            return describe(found.mime_type, name, found.size)
+            return f"{head}:\n{_untrusted(describe(found.mime_type, name, found.size))}"
         if found.size > MAX_ATTACHMENT_BYTES:
             limit = MAX_ATTACHMENT_BYTES // (1024 * 1024)
-            return f"{name} is too large to read here ({found.size // (1024 * 1024)} MB; the limit is {limit} MB)."
+            too_large = f"{name} is too large to read here ({found.size // (1024 * 1024)} MB; the limit is {limit} MB)."
+            return f"{head}:\n{_untrusted(too_large)}"
         if found.data is not None:
             data = found.data
         elif found.attachment_id:
             data = mailbox.attachment(message_id, found.attachment_id)
         else:
-            return f"{name} has no content Gmail can return."
+            return f"{head}:\n{_untrusted(f'{name} has no content Gmail can return.')}"
         extracted = extract(data, found.mime_type, name)
         if not extracted.text:
-            return extracted.note or f"{name} has no text."
+            return f"{head}:\n{_untrusted(extracted.note or f'{name} has no text.')}"
         text, note = body_window(extracted.text, ATTACHMENT_BUDGET, offset, reader="read_attachment")
-        head = f"Attachment [{attachment}] {name} ({found.mime_type}) of message {message_id}"
         notes = "\n".join(n for n in (note, f"[{extracted.note}]" if extracted.note else "") if n)
-        return f"{head}\n{_untrusted(text)}" + (f"\n{notes}" if notes else "")
+        shown = f"{name} ({found.mime_type})\n{text}"
+        return f"{head}:\n{_untrusted(shown)}" + (f"\n{notes}" if notes else "")
 
     def list_drafts(
         query: Annotated[

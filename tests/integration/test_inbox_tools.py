@@ -143,3 +143,23 @@ def test_an_attachments_name_stays_inside_the_untrusted_fence(agent: Harness):
         outside = re.sub(r"<<email content (\w+):.*?<<end of email content \1>>", "", result, flags=re.DOTALL)
         assert attack in result and attack not in outside, result
 
+
+def test_a_cancelled_bulk_change_stays_undone_when_fewer_messages_match_by_the_press(agent: Harness):
+    agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    # Meanwhile the user trashes one of the six in Gmail: the search now finds five, few
+    # enough to change without a press, but this request was asked and is cancelled.
+    assert agent.gmail is not None
+    [gone] = agent.gmail.search(ADA, f"rfc822msgid:{mailbox_seed.message_id('deal_1')}")
+    gone.label_ids.append("TRASH")
+    agent.press(card, "cancel_send")
+    assert all("INBOX" in labels(agent, f"deal_{n}") for n in range(2, mailbox_seed.NEWSLETTER_COUNT + 1))
+
+
+def test_a_bulk_change_left_unanswered_stays_undone_when_fewer_match_later(agent: Harness):
+    agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
+    assert agent.gmail is not None
+    [gone] = agent.gmail.search(ADA, f"rfc822msgid:{mailbox_seed.message_id('deal_1')}")
+    gone.label_ids.append("TRASH")
+    agent.say("What did Alice send me this week?")  # moved on without pressing
+    assert all("INBOX" in labels(agent, f"deal_{n}") for n in range(2, mailbox_seed.NEWSLETTER_COUNT + 1))

@@ -136,9 +136,10 @@ def inbox_tools() -> list[BaseTool]:
         if isinstance(effect, str):
             return effect, {}
         add, remove = effect
-        approval = None
-        if len(ids) > DIRECT_CHANGE_LIMIT or action == "trash":
-            approval = send_tools.action_id(context, tool_call_id)
+        action_id = send_tools.action_id(context, tool_call_id)
+        asks = len(ids) > DIRECT_CHANGE_LIMIT or action == "trash" or _asked(context, action_id)
+        approval = action_id if asks else None
+        if approval is not None:
             refused = _approved(context, mailbox, approval, action, label, ids)
             if refused is not None:
                 return refused, {}
@@ -227,6 +228,12 @@ def _last_change(messages: Sequence[Any]) -> tuple[str, dict[str, Any]] | None:
 
 
 # -- approval for bulk changes and Trash ------------------------------------------------
+
+
+def _asked(context: AgentContext, action_id: str) -> bool:
+    """Whether this call already asked for a press: its re-run (after the press, or after
+    the user moved on) is decided by that record, even if fewer messages match by now."""
+    return context.approvals is not None and context.approvals.get(action_id) is not None
 
 
 def _approved(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from infra.local.emulators import mailbox_seed
 from infra.local.emulators.google import MAILROOM_SCOPES_BEFORE_MODIFY
+from infra.local.emulators.slack import PostedMessage
 from infra.local.slack_requests import LOCAL_DM_CHANNEL, LOCAL_TEAM_ID, LOCAL_USER_ID
 from mailroom.vault import GoogleTokens
 from tests.integration.harness import Harness
@@ -163,3 +164,37 @@ def test_a_bulk_change_left_unanswered_stays_undone_when_fewer_match_later(agent
     gone.label_ids.append("TRASH")
     agent.say("What did Alice send me this week?")  # moved on without pressing
     assert all("INBOX" in labels(agent, f"deal_{n}") for n in range(2, mailbox_seed.NEWSLETTER_COUNT + 1))
+
+
+def card_text(agent: Harness, approval: PostedMessage) -> str:
+    [now] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts == approval.ts]
+    return f"{now.text} {now.blocks}"
+
+
+def test_an_approved_change_whose_messages_changed_meanwhile_changes_nothing_and_says_so(agent: Harness):
+    agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    assert agent.gmail is not None
+    [gone] = agent.gmail.search(ADA, f"rfc822msgid:{mailbox_seed.message_id('deal_1')}")
+    gone.label_ids.append("TRASH")
+    agent.press(card, "approve_send")
+    assert all("INBOX" in labels(agent, f"deal_{n}") for n in range(2, mailbox_seed.NEWSLETTER_COUNT + 1))
+    assert "Not changed" in card_text(agent, card) and "applying" not in card_text(agent, card)
+
+
+def test_an_approved_bulk_change_on_an_old_link_ends_its_card_and_asks_to_relink(agent: Harness):
+    granted = agent.google.issue_tokens(scopes=MAILROOM_SCOPES_BEFORE_MODIFY)
+    tokens = GoogleTokens(
+        access_token=granted["access_token"],
+        refresh_token=granted["refresh_token"],
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+        scopes=MAILROOM_SCOPES_BEFORE_MODIFY,
+        token_uri=agent.google.token_uri,
+    )
+    agent.vault().save(LOCAL_TEAM_ID, LOCAL_USER_ID, ADA, tokens)
+    agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    agent.press(card, "approve_send")
+    assert all("INBOX" in labels(agent, f"deal_{n}") for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1))
+    assert "Not changed" in card_text(agent, card) and "applying" not in card_text(agent, card)
+    assert "auth" in agent.slack.messages(channel=LOCAL_DM_CHANNEL)[-1].text

@@ -28,6 +28,7 @@ from mailroom.agent.context import AgentContext
 from mailroom.agent.tools import _run, _untrusted
 from mailroom.approval_record import State, StateConflict
 from mailroom.approvals import PendingSend
+from mailroom.errors import ToolInputError
 from mailroom.mail.attachment_text import MAX_ATTACHMENT_BYTES, describe, extract, kind_of
 from mailroom.mail.decode import body_window
 from mailroom.ports import Mailbox
@@ -144,7 +145,12 @@ def inbox_tools() -> list[BaseTool]:
             if refused is not None:
                 return refused, {}
         before = mailbox.label_ids_of(ids)
-        mailbox.modify(ids, list(add), list(remove))
+        try:
+            mailbox.modify(ids, list(add), list(remove))
+        except ToolInputError as refused_by_gmail:
+            if approval is not None:  # its card must not stay at "applying the change…"
+                _fail(context, approval, "Gmail refused it")
+            raise refused_by_gmail
         if approval is not None:
             finish_change(context, approval)
         touched = set(add) | set(remove)
@@ -261,7 +267,8 @@ def _approved(
             context.settled(record)
         elif record.state in (State.APPROVED, State.SENDING):
             if record.message_hash != spec_hash:
-                return "Nothing was changed: the approved change does not match this request."
+                _fail(context, action_id, "the messages it named changed before it could be applied; ask again")
+                return "Nothing was changed: the messages matching it changed since the card was shown."
             return None
     except StateConflict as conflict:
         record = conflict.current or record
@@ -288,6 +295,24 @@ def finish_change(context: AgentContext, action_id: str) -> None:
             record = store.move(action_id, State.SENDING, now=now, from_states=frozenset({State.APPROVED}))
         if record.state == State.SENDING:
             record = store.move(action_id, State.SENT, now=now, from_states=frozenset({State.SENDING}))
+    except StateConflict:
+        return
+    context.settled(record)
+
+
+def _fail(context: AgentContext, action_id: str, reason: str) -> None:
+    """End an approved change that was not applied, on its record and card."""
+    store = context.approvals
+    if store is None:
+        return
+    try:
+        record = store.move(
+            action_id,
+            State.FAILED,
+            now=time.time(),
+            from_states=frozenset({State.APPROVED, State.SENDING}),
+            reason=reason,
+        )
     except StateConflict:
         return
     context.settled(record)

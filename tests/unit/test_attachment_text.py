@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 
+import pytest
 from pypdf import PdfReader, PdfWriter
 
 from infra.local.emulators import mailbox_seed
+from mailroom.mail import attachment_text
 from mailroom.mail.attachment_text import extract, kind_of
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -62,3 +65,32 @@ def test_text_csv_html_and_images() -> None:
     image = extract(mailbox_seed.chart_png(), "image/png", "chart.png")
     assert image.text == "" and "an image" in image.note
     assert kind_of("application/octet-stream", "report.PDF") == "pdf"
+
+
+def _pages(*pages: bytes) -> bytes:
+    writer = PdfWriter()
+    for page in pages:
+        writer.append(PdfReader(io.BytesIO(page)))
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def test_a_page_with_too_much_drawing_is_skipped_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A few KB of PDF can inflate one page's content stream to 75 MB (pypdf's own limit),
+    # which takes minutes to parse: such a page is left out, the others are read.
+    heavy = mailbox_seed.text_pdf([f"row {n}" for n in range(2000)])
+    monkeypatch.setattr(attachment_text, "_MAX_PAGE_DRAWING_BYTES", 10_000)
+    read = extract(_pages(mailbox_seed.text_pdf(["Total: 9.99 EUR"]), heavy), "application/pdf", "a.pdf")
+    assert "Total: 9.99 EUR" in read.text and "row 1999" not in read.text
+    assert "page 2" in read.note
+
+
+def test_reading_a_pdf_stops_at_its_time_budget_even_inside_a_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = itertools.count()  # a clock that moves one second each time it is read
+    monkeypatch.setattr(attachment_text, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(attachment_text, "_PDF_SECONDS", 50.0)
+    slow = mailbox_seed.text_pdf([f"row {n}" for n in range(2000)])  # 4,000 operators on one page
+    read = extract(_pages(slow, mailbox_seed.text_pdf(["Total: 9.99 EUR"])), "application/pdf", "slow.pdf")
+    assert next(ticks) < 100  # stopped at the budget, not after every operator
+    assert read.text == "" and "too long" in read.note

@@ -198,3 +198,22 @@ def test_an_approved_bulk_change_on_an_old_link_ends_its_card_and_asks_to_relink
     assert all("INBOX" in labels(agent, f"deal_{n}") for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1))
     assert "Not changed" in card_text(agent, card) and "applying" not in card_text(agent, card)
     assert "auth" in agent.slack.messages(channel=LOCAL_DM_CHANNEL)[-1].text
+
+
+def test_undo_never_reverses_an_earlier_change_after_a_redelivered_press(agent: Harness):
+    from tests.integration.send_faults import deliver, press
+
+    assert agent.openai is not None
+    agent.say("Archive the emails from frank")  # an earlier change, applied at once
+    agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    approve = press(card, "approve_send")
+    # The change is applied on the press, then the model fails: the press comes again and
+    # finds the change already done (its first run's record of what it changed is lost).
+    agent.openai.fail_next(500, times=8)
+    outcomes = [deliver(agent, approve, attempt=n) for n in range(1, 5)]
+    assert "ok" in outcomes and outcomes[0] == "retry"
+    assert all("INBOX" not in labels(agent, f"deal_{n}") for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1))
+    agent.say("undo")
+    assert "INBOX" not in labels(agent, "read_old")  # frank's archive is not the one undone
+    assert "cannot be undone exactly" in agent.slack.messages(channel=LOCAL_DM_CHANNEL)[-1].text

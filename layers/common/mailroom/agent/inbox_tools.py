@@ -37,6 +37,7 @@ ATTACHMENT_BUDGET = 8000  # characters of attachment text per call; the rest by 
 DIRECT_CHANGE_LIMIT = 5  # more messages than this wait for an Approve press
 MAX_CHANGE = 100  # messages one change may touch (a search is capped here)
 CHANGE_KIND = "change_emails"
+_ALREADY_DONE = "Already done."
 
 Action = Literal[
     "archive", "move_to_inbox", "mark_read", "mark_unread", "star", "unstar", "label", "unlabel", "trash", "untrash"
@@ -142,6 +143,10 @@ def inbox_tools() -> list[BaseTool]:
         approval = action_id if asks else None
         if approval is not None:
             refused = _approved(context, mailbox, approval, action, label, ids)
+            if refused == _ALREADY_DONE:
+                # Applied by an earlier run of this call (the press came again) whose note of
+                # the labels before is lost: undo must stop here, not reverse an older change.
+                return refused, {"change": {"add": list(add), "remove": list(remove), "before": None, "ids": ids}}
             if refused is not None:
                 return refused, {}
         before = mailbox.label_ids_of(ids)
@@ -167,6 +172,12 @@ def inbox_tools() -> list[BaseTool]:
         if found is None:
             return "There is no change to undo in this conversation.", {}
         call_id, change = found
+        if change["before"] is None:
+            return (
+                "The last change cannot be undone exactly: it was applied by an earlier attempt of the same "
+                "request, and the labels its messages had before were not kept. Nothing was changed. Its "
+                f"messages: {', '.join(change['ids'])}."
+            ), {}
         for (add, remove), ids in _reversal(change).items():
             mailbox.modify(ids, list(add), list(remove))
         count = len(change["before"])
@@ -278,7 +289,7 @@ def _approved(
         State.CANCELLED: "Nothing was changed: the user pressed Cancel.",
         State.EXPIRED: "Nothing was changed: the approval request expired.",
         State.SUPERSEDED: "Nothing was changed: the user moved on without approving.",
-        State.SENT: "Already done.",
+        State.SENT: _ALREADY_DONE,
     }
     return texts.get(record.state, "Nothing was changed.")
 

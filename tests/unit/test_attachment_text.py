@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import tracemalloc
 import zipfile
 
 import pytest
@@ -94,3 +95,34 @@ def test_reading_a_pdf_stops_at_its_time_budget_even_inside_a_page(monkeypatch: 
     read = extract(_pages(slow, mailbox_seed.text_pdf(["Total: 9.99 EUR"])), "application/pdf", "slow.pdf")
     assert next(ticks) < 100  # stopped at the budget, not after every operator
     assert read.text == "" and "too long" in read.note
+
+
+def test_a_docx_of_millions_of_tiny_elements_is_read_in_bounded_memory() -> None:
+    # 20 KB of zip can hold 20 MB of '<a/>': held as one tree that is ~500 MB of objects.
+    # The body is read block by block instead, so memory stays near the XML's own size.
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    last = "<w:p><w:r><w:t>The end.</w:t></w:r></w:p>"
+    xml = f"<w:document {w}><w:body>{'<a/>' * 500_000}{last}</w:body></w:document>".encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", xml)
+    data = buffer.getvalue()
+    tracemalloc.start()
+    try:
+        read = extract(data, DOCX, "tiny.docx")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert read.text.endswith("The end.")
+    assert peak < 4 * len(xml), f"{peak} bytes at the peak for {len(xml)} bytes of XML"
+
+
+def test_a_docx_with_entity_definitions_is_refused_not_expanded() -> None:
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    laughs = '<!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    xml = f"{laughs}<w:document {w}><w:body><w:p><w:r><w:t>&b;</w:t></w:r></w:p></w:body></w:document>"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("word/document.xml", xml)
+    read = extract(buffer.getvalue(), DOCX, "laughs.docx")
+    assert read.text == "" and "unsafe" in read.note

@@ -153,19 +153,27 @@ def _docx(data: bytes) -> AttachmentText:
     from defusedxml import ElementTree as SafeTree  # refuses entity expansion and DTDs (XML bombs)
     from defusedxml.common import DefusedXmlException
 
+    lines: list[str] = []
+    # Block by block, each dropped once read: a whole tree of millions of tiny elements
+    # (a few KB zipped) would take hundreds of MB.
+    path: list[Any] = []
     try:
-        root = SafeTree.fromstring(xml, forbid_dtd=True)
+        for event, element in SafeTree.iterparse(io.BytesIO(xml), events=("start", "end"), forbid_dtd=True):
+            if event == "start":
+                path.append(element)
+                continue
+            path.pop()
+            if len(path) != 2 or path[1].tag != f"{_WORD}body":
+                continue
+            if element.tag == f"{_WORD}p":
+                lines.append(_paragraph(element))
+            elif element.tag == f"{_WORD}tbl":
+                for row in element.iter(f"{_WORD}tr"):
+                    cells = [" ".join(_paragraph(p) for p in c.iter(f"{_WORD}p")) for c in row.iter(f"{_WORD}tc")]
+                    lines.append(" | ".join(cells))
+            path[1].remove(element)
     except (DefusedXmlException, SafeTree.ParseError):
         return AttachmentText("", "The Word document could not be read: its XML is damaged or unsafe.")
-    lines: list[str] = []
-    body = root.find(f"{_WORD}body")
-    for block in list(body) if body is not None else []:
-        if block.tag == f"{_WORD}p":
-            lines.append(_paragraph(block))
-        elif block.tag == f"{_WORD}tbl":
-            for row in block.iter(f"{_WORD}tr"):
-                cells = [" ".join(_paragraph(p) for p in cell.iter(f"{_WORD}p")) for cell in row.iter(f"{_WORD}tc")]
-                lines.append(" | ".join(cells))
     return AttachmentText(re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip())
 
 

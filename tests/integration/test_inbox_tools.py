@@ -217,3 +217,11 @@ def test_undo_never_reverses_an_earlier_change_after_a_redelivered_press(agent: 
     agent.say("undo")
     assert "INBOX" not in labels(agent, "read_old")  # frank's archive is not the one undone
     assert "cannot be undone exactly" in agent.slack.messages(channel=LOCAL_DM_CHANNEL)[-1].text
+
+
+def test_labelling_as_trash_or_spam_waits_for_a_press_like_trash(agent: Harness):
+    for system_label in ("Trash", "SPAM"):
+        agent.say(f"Label the emails from frank as {system_label}")
+        assert "TRASH" not in labels(agent, "read_old") and "SPAM" not in labels(agent, "read_old")
+        [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+        assert f"Labelled '{system_label}': 1 message?" in card.text

@@ -38,6 +38,7 @@ DIRECT_CHANGE_LIMIT = 5  # more messages than this wait for an Approve press
 MAX_CHANGE = 100  # messages one change may touch (a search is capped here)
 CHANGE_KIND = "change_emails"
 _ALREADY_DONE = "Already done."
+_BINS = {"TRASH", "SPAM"}  # labels that take mail out of sight, to be deleted by Gmail in 30 days
 
 Action = Literal[
     "archive", "move_to_inbox", "mark_read", "mark_unread", "star", "unstar", "label", "unlabel", "trash", "untrash"
@@ -128,7 +129,7 @@ def inbox_tools() -> list[BaseTool]:
         label: Annotated[str, Field(description="For label/unlabel: the label's name (created if new)")] = "",
     ) -> tuple[str, dict[str, Any]]:
         """Tidy the inbox: archive, move_to_inbox, mark_read, mark_unread, star, unstar, label, unlabel,
-        trash or untrash messages, given by id or by a search. More than 5 messages, or Trash, wait for
+        trash or untrash messages, given by id or by a search. More than 5 messages, or Trash or Spam, wait for
         the user's Approve in Slack. Nothing is ever deleted. Every change can be undone with undo_last_change."""
         context, mailbox = _run()
         ids = _targets(mailbox, message_ids or [], query)
@@ -139,7 +140,8 @@ def inbox_tools() -> list[BaseTool]:
             return effect, {}
         add, remove = effect
         action_id = send_tools.action_id(context, tool_call_id)
-        asks = len(ids) > DIRECT_CHANGE_LIMIT or action == "trash" or _asked(context, action_id)
+        to_bin = bool(_BINS & set(add))  # "trash", or the Trash or Spam label put on by name
+        asks = len(ids) > DIRECT_CHANGE_LIMIT or to_bin or _asked(context, action_id)
         approval = action_id if asks else None
         if approval is not None:
             refused = _approved(context, mailbox, approval, action, label, ids)

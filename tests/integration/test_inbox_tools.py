@@ -225,3 +225,20 @@ def test_labelling_as_trash_or_spam_waits_for_a_press_like_trash(agent: Harness)
         assert "TRASH" not in labels(agent, "read_old") and "SPAM" not in labels(agent, "read_old")
         [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
         assert f"Labelled '{system_label}': 1 message?" in card.text
+
+
+def test_a_bulk_change_card_fits_slack_however_long_the_subjects(agent: Harness):
+    # Eight mails with 20,000-character subjects: listed whole they need 54 Slack blocks.
+    from email.message import EmailMessage
+
+    assert agent.gmail is not None
+    for n in range(8):
+        mail = EmailMessage()
+        mail["From"], mail["To"] = "huge@spam.example", ADA
+        mail["Subject"] = f"Offer {n} " + "very long subject " * 1100
+        mail["Message-ID"] = f"<huge-{n}@spam.example>"
+        mail.set_content("Buy now.")
+        agent.gmail.add_message(ADA, mail.as_bytes())
+    agent.say("Archive the emails from huge@spam.example")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    assert "Archived: 8 messages" in card.text and "Offer 7" in str(card.blocks)

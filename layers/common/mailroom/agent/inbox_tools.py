@@ -336,8 +336,11 @@ def _pending_change(
 ) -> PendingSend:
     """The card's content: what will change, and on which messages (sender and subject)."""
     what = f"{_DONE[action]}{f' {label!r}' if label else ''}".split(" (")[0]
+    # Each line cut short: 100 whole subjects (any length a sender likes) could need more
+    # Slack blocks than one card holds.
     lines = [
-        f"\u2022 {s['from']} \u2014 {s['subject'] or '(no subject)'} ({s['date']})" for s in mailbox.summaries(ids)
+        f"\u2022 {_short(s['from'], 80)} \u2014 {_short(s['subject'] or '(no subject)', 120)} ({_short(s['date'], 40)})"
+        for s in mailbox.summaries(ids)
     ]
     return PendingSend(
         action_id=action_id,
@@ -352,3 +355,7 @@ def _pending_change(
         message_hash=spec,
         expires_at=time.time() + context.approval_ttl_seconds,
     )
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"

@@ -95,6 +95,10 @@ def test_reading_a_pdf_stops_at_its_time_budget_even_inside_a_page(monkeypatch: 
     read = extract(_pages(slow, mailbox_seed.text_pdf(["Total: 9.99 EUR"])), "application/pdf", "slow.pdf")
     assert next(ticks) < 100  # stopped at the budget, not after every operator
     assert read.text == "" and "too long" in read.note
+    # With less time left in the turn than the budget, the turn's time is the budget.
+    start = next(ticks)
+    read = extract(_pages(slow), "application/pdf", "slow.pdf", seconds=10.0)
+    assert next(ticks) - start < 30 and "too long" in read.note
 
 
 def test_a_docx_of_millions_of_tiny_elements_is_read_in_bounded_memory() -> None:

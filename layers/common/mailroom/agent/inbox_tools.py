@@ -32,6 +32,7 @@ from mailroom.errors import ToolInputError
 from mailroom.mail.attachment_text import MAX_ATTACHMENT_BYTES, describe, extract, kind_of
 from mailroom.mail.decode import body_window
 from mailroom.ports import Mailbox
+from mailroom.timeouts import seconds_left
 
 ATTACHMENT_BUDGET = 8000  # characters of attachment text per call; the rest by offset
 DIRECT_CHANGE_LIMIT = 5  # more messages than this wait for an Approve press
@@ -77,7 +78,7 @@ def inbox_tools() -> list[BaseTool]:
         """Read the text of an email's attachment: PDF, Word (.docx), calendar (.ics), HTML, CSV or
         plain text. Images and other files are described, not shown. A long text comes in parts:
         the answer says which characters it holds and the offset to read on with."""
-        _, mailbox = _run()
+        context, mailbox = _run()
         message = mailbox.read(message_id)
         if not 1 <= attachment <= len(message.attachments):
             return (
@@ -99,7 +100,8 @@ def inbox_tools() -> list[BaseTool]:
             data = mailbox.attachment(message_id, found.attachment_id)
         else:
             return f"{head}:\n{_untrusted(f'{name} has no content Gmail can return.')}"
-        extracted = extract(data, found.mime_type, name)
+        # Not past the turn's deadline: the answer still needs a model call after this.
+        extracted = extract(data, found.mime_type, name, seconds=max(1.0, seconds_left(context.deadline)))
         if not extracted.text:
             return f"{head}:\n{_untrusted(extracted.note or f'{name} has no text.')}"
         text, note = body_window(extracted.text, ATTACHMENT_BUDGET, offset, reader="read_attachment")

@@ -61,11 +61,12 @@ def kind_of(mime_type: str, filename: str) -> str:
     return "binary"
 
 
-def extract(data: bytes, mime_type: str, filename: str) -> AttachmentText:
+def extract(data: bytes, mime_type: str, filename: str, seconds: float = _PDF_SECONDS) -> AttachmentText:
+    """The text; a PDF is read for `seconds` at most (never more than `_PDF_SECONDS`)."""
     kind = kind_of(mime_type, filename)
     try:
         if kind == "pdf":
-            return _pdf(data)
+            return _pdf(data, min(seconds, _PDF_SECONDS))
         if kind == "docx":
             return _docx(data)
         charset = _CHARSET.search(mime_type)
@@ -90,11 +91,11 @@ class _OutOfTime(Exception):
     pass
 
 
-def _pdf(data: bytes) -> AttachmentText:
+def _pdf(data: bytes, seconds: float) -> AttachmentText:
     from pypdf import PdfReader  # imported on use: only a PDF needs it
     from pypdf.errors import PdfReadError
 
-    stop = _clock() + _PDF_SECONDS
+    stop = _clock() + seconds
 
     def in_time(*_: Any) -> None:  # called by pypdf before each drawing command
         if _clock() > stop:

@@ -242,3 +242,59 @@ def test_a_bulk_change_card_fits_slack_however_long_the_subjects(agent: Harness)
     agent.say("Archive the emails from huge@spam.example")
     [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
     assert "Archived: 8 messages" in card.text and "Offer 7" in str(card.blocks)
+
+
+def test_read_thread_with_an_offset_reads_on_to_the_end_and_past_it(agent: Harness):
+    from infra.local.emulators.openai import Call, Rule
+
+    assert agent.openai is not None and agent.gmail is not None
+    [log] = agent.gmail.search(ADA, f"rfc822msgid:{mailbox_seed.message_id('build_log')}")
+    agent.openai.script.rules[:0] = [
+        Rule(
+            user=r"read thread (?P<t>\w+) from (?P<o>\d+)",
+            call=Call("read_thread", lambda c: {"thread_id": c.group("t"), "offset": int(c.group("o") or 0)}),
+        ),
+        Rule(tool="read_thread", say="Read."),
+    ]
+    agent.say(f"read thread {log.thread_id} from 1")
+    [first] = tool_results(agent, "read_thread")
+    # A part of at most 12,000 characters, cut at a line's end, and where to read on.
+    part = re.search(r"\[characters 1-(\d+) of (\d+); read_thread with offset=\1 reads on\]$", first)
+    assert part is not None and 11_000 < int(part.group(1)) <= 12_001, first[-200:]
+    total = int(part.group(2))
+    assert total > 250_000  # the whole 260 KB log, not a condensed cut
+    agent.say(f"read thread {log.thread_id} from {total - 300}")
+    last = tool_results(agent, "read_thread")[-1]
+    assert mailbox_seed.LOG_LAST_LINE in last and f"of {total}; that is the end]" in last
+    agent.say(f"read thread {log.thread_id} from {total + 10}")
+    assert "past the end" in tool_results(agent, "read_thread")[-1]
+
+
+def test_a_long_attachment_shows_head_and_tail_then_reads_on_by_offset(agent: Harness):
+    from email.message import EmailMessage
+
+    from infra.local.emulators.openai import Call, Rule
+
+    assert agent.openai is not None and agent.gmail is not None
+    lines = [f"{n:05d} step ok" for n in range(4000)] + ["LAST: deploy failed on eu-west-1"]
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "ci@example.com", ADA, "Deploy log"
+    mail.set_content("Log attached.")
+    mail.add_attachment("\n".join(lines).encode(), maintype="text", subtype="plain", filename="deploy.log")
+    message_id = agent.gmail.add_message(ADA, mail.as_bytes())
+    agent.openai.script.rules[:0] = [
+        Rule(
+            user=r"read attachment of (?P<m>\w+) from (?P<o>\d+)",
+            call=Call("read_attachment", lambda c: {"message_id": c.group("m"), "offset": int(c.group("o") or 0)}),
+        ),
+        Rule(tool="read_attachment", say="Read."),
+    ]
+    agent.say(f"read attachment of {message_id} from 0")
+    [whole] = tool_results(agent, "read_attachment")
+    assert "00000 step ok" in whole and lines[-1] in whole and "skipped" in whole and len(whole) < 9000
+    skipped = re.search(r"read_attachment with offset=(\d+) reads them", whole)
+    assert skipped is not None
+    agent.say(f"read attachment of {message_id} from {skipped.group(1)}")
+    part = tool_results(agent, "read_attachment")[-1]
+    offset = int(skipped.group(1))
+    assert "\n".join(lines)[offset : offset + 40] in part and f"[characters {offset}-" in part

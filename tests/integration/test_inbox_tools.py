@@ -298,3 +298,25 @@ def test_a_long_attachment_shows_head_and_tail_then_reads_on_by_offset(agent: Ha
     part = tool_results(agent, "read_attachment")[-1]
     offset = int(skipped.group(1))
     assert "\n".join(lines)[offset : offset + 40] in part and f"[characters {offset}-" in part
+
+
+def test_an_undo_that_puts_mail_back_in_trash_waits_for_a_press(agent: Harness):
+    from infra.local.emulators.openai import Call, Rule
+
+    assert agent.openai is not None and agent.gmail is not None
+    [old] = agent.gmail.search(ADA, f"rfc822msgid:{mailbox_seed.message_id('read_old')}")
+    old.label_ids.append("TRASH")
+    agent.openai.script.rules[:0] = [
+        Rule(
+            user=r"untrash (?P<m>\w+)",
+            call=Call("change_emails", lambda c: {"action": "untrash", "message_ids": [c.group("m")]}),
+        ),
+    ]
+    agent.say(f"untrash {old.id}")
+    assert "TRASH" not in labels(agent, "read_old")  # one message out of Trash: at once
+    agent.say("undo")  # back into Trash: that waits for the press, like any move to Trash
+    assert "TRASH" not in labels(agent, "read_old")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    agent.press(card, "approve_send")
+    assert "TRASH" in labels(agent, "read_old")
+    assert "undone" in agent.slack.messages(channel=LOCAL_DM_CHANNEL)[-1].text.lower()

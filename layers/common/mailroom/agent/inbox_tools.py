@@ -66,6 +66,7 @@ _DONE = {
     "unlabel": "Unlabelled",
     "trash": "Moved to Trash (not deleted; Gmail empties Trash after 30 days)",
     "untrash": "Taken out of Trash",
+    "undo": "Undone, back into Trash or Spam",  # an undo's card (see undo_last_change)
 }
 
 
@@ -168,10 +169,13 @@ def inbox_tools() -> list[BaseTool]:
         text = f"{what}: {len(ids)} message{'s' * (len(ids) != 1)}. The user can say 'undo' to reverse it."
         return text, {"change": {"add": list(add), "remove": list(remove), "before": undo}}
 
-    def undo_last_change(state: Annotated[dict[str, Any], InjectedState]) -> tuple[str, dict[str, Any]]:
+    def undo_last_change(
+        state: Annotated[dict[str, Any], InjectedState], tool_call_id: Annotated[str, InjectedToolCallId]
+    ) -> tuple[str, dict[str, Any]]:
         """Undo the most recent change_emails in this conversation (not yet undone): labels, read state,
-        stars, archive and Trash go back to what they were."""
-        _, mailbox = _run()
+        stars, archive and Trash go back to what they were. Putting mail back in Trash or Spam waits
+        for the user's Approve in Slack."""
+        context, mailbox = _run()
         found = _last_change(state.get("messages") or [])
         if found is None:
             return "There is no change to undo in this conversation.", {}
@@ -182,8 +186,18 @@ def inbox_tools() -> list[BaseTool]:
                 "request, and the labels its messages had before were not kept. Nothing was changed. Its "
                 f"messages: {', '.join(change['ids'])}."
             ), {}
-        for (add, remove), ids in _reversal(change).items():
+        reversal = _reversal(change)
+        approval = None
+        if any(_BINS & set(add) for add, _ in reversal):  # back into Trash or Spam: a press first
+            approval = send_tools.action_id(context, tool_call_id)
+            ids = sorted({i for group in reversal.values() for i in group})
+            refused = _approved(context, mailbox, approval, "undo", "", ids)
+            if refused is not None:
+                return refused, {"undid": call_id} if refused == _ALREADY_DONE else {}
+        for (add, remove), ids in reversal.items():
             mailbox.modify(ids, list(add), list(remove))
+        if approval is not None:
+            finish_change(context, approval)
         count = len(change["before"])
         back = "1 message is" if count == 1 else f"{count} messages are"
         return f"Undone: {back} back as they were.", {"undid": call_id}

@@ -118,7 +118,9 @@ def test_a_docx_of_millions_of_tiny_elements_is_read_in_bounded_memory() -> None
     finally:
         tracemalloc.stop()
     assert read.text.endswith("The end.")
-    assert peak < 4 * len(xml), f"{peak} bytes at the peak for {len(xml)} bytes of XML"
+    # Read whole, the tree alone is ~23x the XML (46 MB here); read by block, ~4x, plus
+    # whatever other threads of the test session allocate meanwhile (tracemalloc sees all).
+    assert peak < 10 * len(xml), f"{peak} bytes at the peak for {len(xml)} bytes of XML"
 
 
 def test_a_docx_with_entity_definitions_is_refused_not_expanded() -> None:

@@ -3,13 +3,25 @@ drafts found by topic, archive/label/read with undo, and bulk changes that wait 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from infra.local.emulators import mailbox_seed
 from infra.local.emulators.gmail import GmailMailbox
+from infra.local.emulators.google import MAILROOM_SCOPES, MAILROOM_SCOPES_BEFORE_MODIFY
 from infra.local.emulators.slack import PostedMessage
-from infra.local.slack_requests import LOCAL_DM_CHANNEL, block_action, post_interaction
+from infra.local.slack_requests import (
+    LOCAL_DM_CHANNEL,
+    LOCAL_TEAM_ID,
+    LOCAL_USER_ID,
+    block_action,
+    message_event,
+    post_event,
+    post_interaction,
+)
 from infra.local.stack import LocalStack
+from mailroom.vault import GoogleTokens, TokenVault
 from tests.e2e.test_agent import ask
 
 pytestmark = pytest.mark.e2e
@@ -105,3 +117,40 @@ def test_a_bulk_change_waits_for_a_press(linked: LocalStack):
     assert all("UNREAD" in labels(linked, name) for name in deals)
     ask(linked, "undo", thread)
     assert all("UNREAD" not in labels(linked, name) for name in deals)
+
+
+def save_tokens(stack: LocalStack, scopes: tuple[str, ...]) -> None:
+    """Store ada's link as one made with `scopes` (as an older Mailroom asked for)."""
+    assert stack.google is not None
+    granted = stack.google.issue_tokens(scopes=scopes)
+    tokens = GoogleTokens(
+        access_token=granted["access_token"],
+        refresh_token=granted["refresh_token"],
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+        scopes=scopes,
+        token_uri=stack.google.token_uri,
+    )
+    vault = TokenVault(
+        stack.physical("TokensTable"),
+        stack.physical("TokensKey", "Arn"),
+        dynamodb_client=stack.aws.client("dynamodb"),
+        kms_client_factory=lambda: stack.aws.client("kms"),
+    )
+    vault.save(LOCAL_TEAM_ID, LOCAL_USER_ID, ADA, tokens)
+
+
+def test_an_old_link_without_gmail_modify_is_told_to_relink_without_errors(linked: LocalStack):
+    thread = "1795000013.000600"
+    save_tokens(linked, MAILROOM_SCOPES_BEFORE_MODIFY)
+    try:
+        assert post_event(linked.url, message_event("status")).status == 200
+        linked.wait_until_drained(timeout=60)
+        assert linked.slack is not None
+        status = linked.slack.messages(channel=LOCAL_DM_CHANNEL)[-1]
+        assert "`auth`" in status.text and "tidy" in status.text
+        tidy = ask(linked, "Archive the emails from frank", thread)
+        assert "auth" in tidy.text and "INBOX" in labels(linked, "read_old")
+        assert "Alice" in ask(linked, "What did Alice send me this week?", thread).text
+        assert linked.queue_depth("MessagesDeadLetterQueue") == 0
+    finally:
+        save_tokens(linked, MAILROOM_SCOPES)

@@ -1299,12 +1299,12 @@ def _attachment_to_read(conv: Conversation) -> dict[str, Any] | None:
 
 def _attachment_says(conv: Conversation) -> str:
     result = conv.results[-1]
-    head = result.content.splitlines()[0] if result.content else ""
-    named = re.search(r"\] (.+?) \(", head)
+    # Inside the fence: the file's name and type on the first line, then its text.
     lines = _fenced_lines(result.content)
-    if not lines:
-        return f"I could not read the attachment: {excerpt(result.content, 200)}"
-    return f"{named.group(1) if named else 'The attachment'} says:\n" + "\n".join(lines[:40])
+    named = re.fullmatch(r"(.+) \([\w.+-]+/[^()]*\)", lines[0]) if lines else None
+    if named is None or not lines[1:]:
+        return f"I could not read the attachment: {excerpt(' '.join(lines) or result.content, 200)}"
+    return f"{named.group(1)} says:\n" + "\n".join(lines[1:41])
 
 
 def _draft_topic(conv: Conversation) -> dict[str, Any] | None:

@@ -28,14 +28,18 @@ from mailroom.agent.context import AgentContext
 from mailroom.agent.tools import _run, _untrusted
 from mailroom.approval_record import State, StateConflict
 from mailroom.approvals import PendingSend
+from mailroom.errors import ToolInputError
 from mailroom.mail.attachment_text import MAX_ATTACHMENT_BYTES, describe, extract, kind_of
 from mailroom.mail.decode import body_window
 from mailroom.ports import Mailbox
+from mailroom.timeouts import seconds_left
 
 ATTACHMENT_BUDGET = 8000  # characters of attachment text per call; the rest by offset
 DIRECT_CHANGE_LIMIT = 5  # more messages than this wait for an Approve press
 MAX_CHANGE = 100  # messages one change may touch (a search is capped here)
 CHANGE_KIND = "change_emails"
+_ALREADY_DONE = "Already done."
+_BINS = {"TRASH", "SPAM"}  # labels that take mail out of sight, to be deleted by Gmail in 30 days
 
 Action = Literal[
     "archive", "move_to_inbox", "mark_read", "mark_unread", "star", "unstar", "label", "unlabel", "trash", "untrash"
@@ -62,6 +66,7 @@ _DONE = {
     "unlabel": "Unlabelled",
     "trash": "Moved to Trash (not deleted; Gmail empties Trash after 30 days)",
     "untrash": "Taken out of Trash",
+    "undo": "Undone, back into Trash or Spam",  # an undo's card (see undo_last_change)
 }
 
 
@@ -74,32 +79,36 @@ def inbox_tools() -> list[BaseTool]:
         """Read the text of an email's attachment: PDF, Word (.docx), calendar (.ics), HTML, CSV or
         plain text. Images and other files are described, not shown. A long text comes in parts:
         the answer says which characters it holds and the offset to read on with."""
-        _, mailbox = _run()
+        context, mailbox = _run()
         message = mailbox.read(message_id)
         if not 1 <= attachment <= len(message.attachments):
             return (
                 f"Message {message_id} has {len(message.attachments)} attachment(s); there is no number {attachment}."
             )
         found = message.attachments[attachment - 1]
+        # The file's name and type are the sender's words too: they stay inside the fence.
         name = found.filename
+        head = f"Attachment [{attachment}] of message {message_id}"
         if kind_of(found.mime_type, name) == "binary":
-            return describe(found.mime_type, name, found.size)
+            return f"{head}:\n{_untrusted(describe(found.mime_type, name, found.size))}"
         if found.size > MAX_ATTACHMENT_BYTES:
             limit = MAX_ATTACHMENT_BYTES // (1024 * 1024)
-            return f"{name} is too large to read here ({found.size // (1024 * 1024)} MB; the limit is {limit} MB)."
+            too_large = f"{name} is too large to read here ({found.size // (1024 * 1024)} MB; the limit is {limit} MB)."
+            return f"{head}:\n{_untrusted(too_large)}"
         if found.data is not None:
             data = found.data
         elif found.attachment_id:
             data = mailbox.attachment(message_id, found.attachment_id)
         else:
-            return f"{name} has no content Gmail can return."
-        extracted = extract(data, found.mime_type, name)
+            return f"{head}:\n{_untrusted(f'{name} has no content Gmail can return.')}"
+        # Not past the turn's deadline: the answer still needs a model call after this.
+        extracted = extract(data, found.mime_type, name, seconds=max(1.0, seconds_left(context.deadline)))
         if not extracted.text:
-            return extracted.note or f"{name} has no text."
+            return f"{head}:\n{_untrusted(extracted.note or f'{name} has no text.')}"
         text, note = body_window(extracted.text, ATTACHMENT_BUDGET, offset, reader="read_attachment")
-        head = f"Attachment [{attachment}] {name} ({found.mime_type}) of message {message_id}"
         notes = "\n".join(n for n in (note, f"[{extracted.note}]" if extracted.note else "") if n)
-        return f"{head}\n{_untrusted(text)}" + (f"\n{notes}" if notes else "")
+        shown = f"{name} ({found.mime_type})\n{text}"
+        return f"{head}:\n{_untrusted(shown)}" + (f"\n{notes}" if notes else "")
 
     def list_drafts(
         query: Annotated[
@@ -123,7 +132,7 @@ def inbox_tools() -> list[BaseTool]:
         label: Annotated[str, Field(description="For label/unlabel: the label's name (created if new)")] = "",
     ) -> tuple[str, dict[str, Any]]:
         """Tidy the inbox: archive, move_to_inbox, mark_read, mark_unread, star, unstar, label, unlabel,
-        trash or untrash messages, given by id or by a search. More than 5 messages, or Trash, wait for
+        trash or untrash messages, given by id or by a search. More than 5 messages, or Trash or Spam, wait for
         the user's Approve in Slack. Nothing is ever deleted. Every change can be undone with undo_last_change."""
         context, mailbox = _run()
         ids = _targets(mailbox, message_ids or [], query)
@@ -133,14 +142,25 @@ def inbox_tools() -> list[BaseTool]:
         if isinstance(effect, str):
             return effect, {}
         add, remove = effect
-        approval = None
-        if len(ids) > DIRECT_CHANGE_LIMIT or action == "trash":
-            approval = send_tools.action_id(context, tool_call_id)
+        action_id = send_tools.action_id(context, tool_call_id)
+        to_bin = bool(_BINS & set(add))  # "trash", or the Trash or Spam label put on by name
+        asks = len(ids) > DIRECT_CHANGE_LIMIT or to_bin or _asked(context, action_id)
+        approval = action_id if asks else None
+        if approval is not None:
             refused = _approved(context, mailbox, approval, action, label, ids)
+            if refused == _ALREADY_DONE:
+                # Applied by an earlier run of this call (the press came again) whose note of
+                # the labels before is lost: undo must stop here, not reverse an older change.
+                return refused, {"change": {"add": list(add), "remove": list(remove), "before": None, "ids": ids}}
             if refused is not None:
                 return refused, {}
         before = mailbox.label_ids_of(ids)
-        mailbox.modify(ids, list(add), list(remove))
+        try:
+            mailbox.modify(ids, list(add), list(remove))
+        except ToolInputError as refused_by_gmail:
+            if approval is not None:  # its card must not stay at "applying the change…"
+                _fail(context, approval, "Gmail refused it")
+            raise refused_by_gmail
         if approval is not None:
             finish_change(context, approval)
         touched = set(add) | set(remove)
@@ -149,16 +169,35 @@ def inbox_tools() -> list[BaseTool]:
         text = f"{what}: {len(ids)} message{'s' * (len(ids) != 1)}. The user can say 'undo' to reverse it."
         return text, {"change": {"add": list(add), "remove": list(remove), "before": undo}}
 
-    def undo_last_change(state: Annotated[dict[str, Any], InjectedState]) -> tuple[str, dict[str, Any]]:
+    def undo_last_change(
+        state: Annotated[dict[str, Any], InjectedState], tool_call_id: Annotated[str, InjectedToolCallId]
+    ) -> tuple[str, dict[str, Any]]:
         """Undo the most recent change_emails in this conversation (not yet undone): labels, read state,
-        stars, archive and Trash go back to what they were."""
-        _, mailbox = _run()
+        stars, archive and Trash go back to what they were. Putting mail back in Trash or Spam waits
+        for the user's Approve in Slack."""
+        context, mailbox = _run()
         found = _last_change(state.get("messages") or [])
         if found is None:
             return "There is no change to undo in this conversation.", {}
         call_id, change = found
-        for (add, remove), ids in _reversal(change).items():
+        if change["before"] is None:
+            return (
+                "The last change cannot be undone exactly: it was applied by an earlier attempt of the same "
+                "request, and the labels its messages had before were not kept. Nothing was changed. Its "
+                f"messages: {', '.join(change['ids'])}."
+            ), {}
+        reversal = _reversal(change)
+        approval = None
+        if any(_BINS & set(add) for add, _ in reversal):  # back into Trash or Spam: a press first
+            approval = send_tools.action_id(context, tool_call_id)
+            ids = sorted({i for group in reversal.values() for i in group})
+            refused = _approved(context, mailbox, approval, "undo", "", ids)
+            if refused is not None:
+                return refused, {"undid": call_id} if refused == _ALREADY_DONE else {}
+        for (add, remove), ids in reversal.items():
             mailbox.modify(ids, list(add), list(remove))
+        if approval is not None:
+            finish_change(context, approval)
         count = len(change["before"])
         back = "1 message is" if count == 1 else f"{count} messages are"
         return f"Undone: {back} back as they were.", {"undid": call_id}
@@ -226,6 +265,12 @@ def _last_change(messages: Sequence[Any]) -> tuple[str, dict[str, Any]] | None:
 # -- approval for bulk changes and Trash ------------------------------------------------
 
 
+def _asked(context: AgentContext, action_id: str) -> bool:
+    """Whether this call already asked for a press: its re-run (after the press, or after
+    the user moved on) is decided by that record, even if fewer messages match by now."""
+    return context.approvals is not None and context.approvals.get(action_id) is not None
+
+
 def _approved(
     context: AgentContext, mailbox: Mailbox, action_id: str, action: str, label: str, ids: list[str]
 ) -> str | None:
@@ -251,7 +296,8 @@ def _approved(
             context.settled(record)
         elif record.state in (State.APPROVED, State.SENDING):
             if record.message_hash != spec_hash:
-                return "Nothing was changed: the approved change does not match this request."
+                _fail(context, action_id, "the messages it named changed before it could be applied; ask again")
+                return "Nothing was changed: the messages matching it changed since the card was shown."
             return None
     except StateConflict as conflict:
         record = conflict.current or record
@@ -261,7 +307,7 @@ def _approved(
         State.CANCELLED: "Nothing was changed: the user pressed Cancel.",
         State.EXPIRED: "Nothing was changed: the approval request expired.",
         State.SUPERSEDED: "Nothing was changed: the user moved on without approving.",
-        State.SENT: "Already done.",
+        State.SENT: _ALREADY_DONE,
     }
     return texts.get(record.state, "Nothing was changed.")
 
@@ -283,13 +329,34 @@ def finish_change(context: AgentContext, action_id: str) -> None:
     context.settled(record)
 
 
+def _fail(context: AgentContext, action_id: str, reason: str) -> None:
+    """End an approved change that was not applied, on its record and card."""
+    store = context.approvals
+    if store is None:
+        return
+    try:
+        record = store.move(
+            action_id,
+            State.FAILED,
+            now=time.time(),
+            from_states=frozenset({State.APPROVED, State.SENDING}),
+            reason=reason,
+        )
+    except StateConflict:
+        return
+    context.settled(record)
+
+
 def _pending_change(
     context: AgentContext, mailbox: Mailbox, action_id: str, action: str, label: str, ids: list[str], spec: str
 ) -> PendingSend:
     """The card's content: what will change, and on which messages (sender and subject)."""
     what = f"{_DONE[action]}{f' {label!r}' if label else ''}".split(" (")[0]
+    # Each line cut short: 100 whole subjects (any length a sender likes) could need more
+    # Slack blocks than one card holds.
     lines = [
-        f"\u2022 {s['from']} \u2014 {s['subject'] or '(no subject)'} ({s['date']})" for s in mailbox.summaries(ids)
+        f"\u2022 {_short(s['from'], 80)} \u2014 {_short(s['subject'] or '(no subject)', 120)} ({_short(s['date'], 40)})"
+        for s in mailbox.summaries(ids)
     ]
     return PendingSend(
         action_id=action_id,
@@ -304,3 +371,7 @@ def _pending_change(
         message_hash=spec,
         expires_at=time.time() + context.approval_ttl_seconds,
     )
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import time
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,11 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # bigger ones are refused before they are downloaded
 _MAX_PDF_PAGES = 300
+# A few KB of PDF can inflate to pages that take minutes to parse: a page with more drawing
+# commands than this is left out, and reading stops at the time budget (the turn has 120 s).
+_MAX_PAGE_DRAWING_BYTES = 4 * 1024 * 1024
+_PDF_SECONDS = 20.0
+_clock = time.monotonic
 _MAX_XML_BYTES = 20 * 1024 * 1024  # a .docx's document.xml, unzipped (no zip bombs)
 _WORD = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _CHARSET = re.compile(r"charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
@@ -55,11 +61,12 @@ def kind_of(mime_type: str, filename: str) -> str:
     return "binary"
 
 
-def extract(data: bytes, mime_type: str, filename: str) -> AttachmentText:
+def extract(data: bytes, mime_type: str, filename: str, seconds: float = _PDF_SECONDS) -> AttachmentText:
+    """The text; a PDF is read for `seconds` at most (never more than `_PDF_SECONDS`)."""
     kind = kind_of(mime_type, filename)
     try:
         if kind == "pdf":
-            return _pdf(data)
+            return _pdf(data, min(seconds, _PDF_SECONDS))
         if kind == "docx":
             return _docx(data)
         charset = _CHARSET.search(mime_type)
@@ -80,16 +87,40 @@ def describe(mime_type: str, filename: str, size: int) -> str:
     return f"{filename} is {what} ({size} bytes); its content cannot be read as text, so it is not shown."
 
 
-def _pdf(data: bytes) -> AttachmentText:
+class _OutOfTime(Exception):
+    pass
+
+
+def _pdf(data: bytes, seconds: float) -> AttachmentText:
     from pypdf import PdfReader  # imported on use: only a PDF needs it
     from pypdf.errors import PdfReadError
 
+    stop = _clock() + seconds
+
+    def in_time(*_: Any) -> None:  # called by pypdf before each drawing command
+        if _clock() > stop:
+            raise _OutOfTime
+
+    texts: list[str] = []
+    left_out: list[str] = []
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             return AttachmentText("", "The PDF is password-protected, so its text cannot be read.")
         pages = reader.pages
-        texts = [(page.extract_text() or "").strip() for page in list(pages)[:_MAX_PDF_PAGES]]
+        for number in range(1, min(len(pages), _MAX_PDF_PAGES) + 1):
+            page = pages[number - 1]
+            drawing = page.get_contents()
+            if drawing is not None and len(drawing.get_data()) > _MAX_PAGE_DRAWING_BYTES:
+                texts.append("")
+                left_out.append(f"page {number} was left out: it holds too much drawing to read")
+                continue
+            try:
+                in_time()
+                texts.append((page.extract_text(visitor_operand_before=in_time) or "").strip())
+            except _OutOfTime:
+                left_out.append(f"reading stopped at page {number} of {len(pages)}: the rest takes too long to read")
+                break
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         return AttachmentText("", f"The PDF could not be read: it looks damaged ({type(exc).__name__}).")
     except Exception as exc:  # pypdf raises NotImplementedError for some encryption, and more
@@ -97,10 +128,13 @@ def _pdf(data: bytes) -> AttachmentText:
             return AttachmentText("", "The PDF is encrypted, so its text cannot be read.")
         return AttachmentText("", f"The PDF could not be read ({type(exc).__name__}).")
     text = "\n\n".join(f"[page {n}]\n{t}" for n, t in enumerate(texts, start=1) if t)
-    note = f"only the first {_MAX_PDF_PAGES} of {len(pages)} pages were read" if len(pages) > _MAX_PDF_PAGES else ""
+    if len(pages) > _MAX_PDF_PAGES and len(texts) == _MAX_PDF_PAGES:
+        left_out.append(f"only the first {_MAX_PDF_PAGES} of {len(pages)} pages were read")
+    if not text and left_out:
+        return AttachmentText("", f"The PDF takes too long to read ({'; '.join(left_out)}), so no text is shown.")
     if not text:
         return AttachmentText("", "The PDF has no text layer (it is probably scanned images), so nothing to read.")
-    return AttachmentText(text, note)
+    return AttachmentText(text, "; ".join(left_out))
 
 
 def _docx(data: bytes) -> AttachmentText:
@@ -120,19 +154,27 @@ def _docx(data: bytes) -> AttachmentText:
     from defusedxml import ElementTree as SafeTree  # refuses entity expansion and DTDs (XML bombs)
     from defusedxml.common import DefusedXmlException
 
+    lines: list[str] = []
+    # Block by block, each dropped once read: a whole tree of millions of tiny elements
+    # (a few KB zipped) would take hundreds of MB.
+    path: list[Any] = []
     try:
-        root = SafeTree.fromstring(xml, forbid_dtd=True)
+        for event, element in SafeTree.iterparse(io.BytesIO(xml), events=("start", "end"), forbid_dtd=True):
+            if event == "start":
+                path.append(element)
+                continue
+            path.pop()
+            if len(path) != 2 or path[1].tag != f"{_WORD}body":
+                continue
+            if element.tag == f"{_WORD}p":
+                lines.append(_paragraph(element))
+            elif element.tag == f"{_WORD}tbl":
+                for row in element.iter(f"{_WORD}tr"):
+                    cells = [" ".join(_paragraph(p) for p in c.iter(f"{_WORD}p")) for c in row.iter(f"{_WORD}tc")]
+                    lines.append(" | ".join(cells))
+            path[1].remove(element)
     except (DefusedXmlException, SafeTree.ParseError):
         return AttachmentText("", "The Word document could not be read: its XML is damaged or unsafe.")
-    lines: list[str] = []
-    body = root.find(f"{_WORD}body")
-    for block in list(body) if body is not None else []:
-        if block.tag == f"{_WORD}p":
-            lines.append(_paragraph(block))
-        elif block.tag == f"{_WORD}tbl":
-            for row in block.iter(f"{_WORD}tr"):
-                cells = [" ".join(_paragraph(p) for p in cell.iter(f"{_WORD}p")) for cell in row.iter(f"{_WORD}tc")]
-                lines.append(" | ".join(cells))
     return AttachmentText(re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip())
 
 

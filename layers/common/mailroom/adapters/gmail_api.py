@@ -201,9 +201,6 @@ class GmailApiMailbox:
         message = found.get("message") or {}
         return readable_message(message), message.get("threadId")
 
-    def delete_draft(self, draft_id: str) -> None:
-        self._call(self._service.users().drafts().delete(userId="me", id=draft_id))
-
     def draft_raw(self, draft_id: str) -> tuple[bytes, str | None]:
         """The draft's RFC 822 bytes exactly as Gmail holds them, and its thread id."""
         found = self._call(self._service.users().drafts().get(userId="me", id=draft_id, format="raw"))

@@ -320,3 +320,22 @@ def test_an_undo_that_puts_mail_back_in_trash_waits_for_a_press(agent: Harness):
     agent.press(card, "approve_send")
     assert "TRASH" in labels(agent, "read_old")
     assert "undone" in agent.slack.messages(channel=LOCAL_DM_CHANNEL)[-1].text.lower()
+
+
+def test_undo_after_a_rerun_change_says_nothing_was_put_back_instead_of_undone(agent: Harness):
+    """The model fails after a small change was applied: the turn runs again, the change
+    finds its messages already changed and notes that as "before". Undo then has nothing
+    to put back, and must say so rather than report the mail restored."""
+    from tests.integration.send_faults import deliver
+
+    assert agent.openai is not None
+    ask = agent.chat("Archive the emails from frank")
+    # The first model call asks for the change; every call after it fails until the retries run out.
+    agent.openai.add_fault("status", "/v1/chat/completions", skip=1, times=6, status=500)
+    outcomes = [deliver(agent, ask, attempt=n) for n in range(1, 4)]
+    assert outcomes[0] == "retry" and "ok" in outcomes
+    assert "INBOX" not in labels(agent, "read_old")
+
+    answer = agent.say("undo that").text.lower()
+    assert "undone" not in answer and "nothing was changed" in answer
+    assert "INBOX" not in labels(agent, "read_old")

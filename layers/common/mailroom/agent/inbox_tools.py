@@ -187,6 +187,13 @@ def inbox_tools() -> list[BaseTool]:
                 f"messages: {', '.join(change['ids'])}."
             ), {}
         reversal = _reversal(change)
+        if not reversal:
+            # Its messages already looked like this when it was noted, e.g. a re-run of a
+            # change an earlier attempt had applied: there is nothing known to put back.
+            return (
+                "Nothing was changed: the last change's messages were already like this when it ran, so there "
+                f"is nothing recorded to put back. Its messages: {', '.join(sorted(change['before']))}."
+            ), {"undid": call_id}
         approval = None
         if any(_BINS & set(add) for add, _ in reversal):  # back into Trash or Spam: a press first
             approval = send_tools.action_id(context, tool_call_id)
@@ -198,7 +205,7 @@ def inbox_tools() -> list[BaseTool]:
             mailbox.modify(ids, list(add), list(remove))
         if approval is not None:
             finish_change(context, approval)
-        count = len(change["before"])
+        count = sum(len(group) for group in reversal.values())
         back = "1 message is" if count == 1 else f"{count} messages are"
         return f"Undone: {back} back as they were.", {"undid": call_id}
 

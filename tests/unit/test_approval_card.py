@@ -98,6 +98,10 @@ def test_a_change_card_lists_the_messages_and_has_no_edit_button() -> None:
     assert "done" in approval_card.outcome(record) and "sent" not in approval_card.outcome(record)
     cancelled = dataclasses.replace(record, state=State.CANCELLED)
     assert "nothing was changed" in approval_card.outcome(cancelled)
+    assert "can be undone after" in str(blocks)
+    # An undo's own card: it cannot be undone in turn, so it does not say it can.
+    _, undo_blocks = approval_card.request_card(dataclasses.replace(pending, follows="undo"), 1)
+    assert "can be undone" not in str(undo_blocks) and "until you approve" in str(undo_blocks)
 
 
 def test_a_label_name_cannot_put_a_link_or_mention_in_a_change_card() -> None:

@@ -45,7 +45,7 @@ class PendingSend:
     draft_id: str | None = None
     has_html: bool = False
     attachments: tuple[tuple[str, int], ...] = field(default_factory=tuple)
-    # Why this card follows an earlier one ("edited", "draft_changed"), if it does.
+    # Why this card follows an earlier one ("edited", "draft_changed", "undo"), if it does.
     follows: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

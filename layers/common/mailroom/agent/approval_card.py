@@ -117,7 +117,9 @@ def _change_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
     # The subject names a label the model chose (an email may have asked for it): mrkdwn
     # would make a `<url|text>` or a bare URL in it a live link on the card.
     what = inert_links(pending.subject.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
-    title = f"*{what}?* Nothing changes until you approve; it can be undone after."
+    # An undo is not itself undone (undo_last_change skips undos): the card does not offer it.
+    after = "" if pending.follows == "undo" else "; it can be undone after"
+    title = f"*{what}?* Nothing changes until you approve{after}."
     blocks: Blocks = [{"type": "section", "text": _mrkdwn(title)}]
     blocks += [{"type": "section", "text": _plain(piece)} for piece in _chunks(pending.body or "(no messages)")]
     buttons = [

@@ -377,6 +377,7 @@ def _pending_change(
         body="\n".join(lines),
         message_hash=spec,
         expires_at=time.time() + context.approval_ttl_seconds,
+        follows="undo" if action == "undo" else None,
     )
 
 

@@ -339,3 +339,28 @@ def test_undo_after_a_rerun_change_says_nothing_was_put_back_instead_of_undone(a
     answer = agent.say("undo that").text.lower()
     assert "undone" not in answer and "nothing was changed" in answer
     assert "INBOX" not in labels(agent, "read_old")
+
+
+def test_a_search_with_more_matches_than_one_change_takes_says_so(agent: Harness, monkeypatch):
+    """One change touches at most MAX_CHANGE messages; when more match, the answer says
+    that only those changed, so "archive all the newsletters" is not taken as done."""
+    from mailroom.agent import inbox_tools
+
+    monkeypatch.setattr(inbox_tools, "MAX_CHANGE", 4)  # 6 newsletters match
+    answer = agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}").text
+    archived = [n for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1) if "INBOX" not in labels(agent, f"deal_{n}")]
+    assert len(archived) == 4
+    assert "more" in answer.lower() and "4" in answer
+
+
+def test_a_change_card_says_when_more_match_than_it_changes(agent: Harness, monkeypatch):
+    from mailroom.agent import inbox_tools
+
+    monkeypatch.setattr(inbox_tools, "MAX_CHANGE", 4)  # 6 newsletters match
+    monkeypatch.setattr(inbox_tools, "DIRECT_CHANGE_LIMIT", 2)  # so 4 wait for a press
+    agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    assert "Archived: 4 messages" in card.text and "only these 4 change" in str(card.blocks)
+    agent.press(card, "approve_send")
+    archived = [n for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1) if "INBOX" not in labels(agent, f"deal_{n}")]
+    assert len(archived) == 4

@@ -135,9 +135,10 @@ def inbox_tools() -> list[BaseTool]:
         trash or untrash messages, given by id or by a search. More than 5 messages, or Trash or Spam, wait for
         the user's Approve in Slack. Nothing is ever deleted. Every change can be undone with undo_last_change."""
         context, mailbox = _run()
-        ids = _targets(mailbox, message_ids or [], query)
-        if isinstance(ids, str):
-            return ids, {}
+        targets = _targets(mailbox, message_ids or [], query)
+        if isinstance(targets, str):
+            return targets, {}
+        ids, more = targets
         effect = _effect(mailbox, action, label)
         if isinstance(effect, str):
             return effect, {}
@@ -147,7 +148,7 @@ def inbox_tools() -> list[BaseTool]:
         asks = len(ids) > DIRECT_CHANGE_LIMIT or to_bin or _asked(context, action_id)
         approval = action_id if asks else None
         if approval is not None:
-            refused = _approved(context, mailbox, approval, action, label, ids)
+            refused = _approved(context, mailbox, approval, action, label, ids, more)
             if refused == _ALREADY_DONE:
                 # Applied by an earlier run of this call (the press came again) whose note of
                 # the labels before is lost: undo must stop here, not reverse an older change.
@@ -166,7 +167,10 @@ def inbox_tools() -> list[BaseTool]:
         touched = set(add) | set(remove)
         undo = {i: sorted(set(labels) & touched) for i, labels in before.items()}
         what = f"{_DONE[action]}{f' {label!r}' if label else ''}"
-        text = f"{what}: {len(ids)} message{'s' * (len(ids) != 1)}. The user can say 'undo' to reverse it."
+        count = f"{len(ids)} message{'s' * (len(ids) != 1)}"
+        if more:  # said in the first sentence, so the user hears that the rest are untouched
+            count += f" (the first {len(ids)}; more match and were not changed, ask again for the rest)"
+        text = f"{what}: {count}. The user can say 'undo' to reverse it."
         return text, {"change": {"add": list(add), "remove": list(remove), "before": undo}}
 
     def undo_last_change(
@@ -217,15 +221,17 @@ def inbox_tools() -> list[BaseTool]:
     ]
 
 
-def _targets(mailbox: Mailbox, message_ids: Sequence[str], query: str) -> list[str] | str:
+def _targets(mailbox: Mailbox, message_ids: Sequence[str], query: str) -> tuple[list[str], bool] | str:
+    """The messages to change (at most MAX_CHANGE), and whether more were named or matched."""
     ids = [i.strip() for i in message_ids if i and i.strip()]
     if not ids and query:
-        ids = [str(found["id"]) for found in mailbox.search(query, MAX_CHANGE)]
+        ids = [str(found["id"]) for found in mailbox.search(query, MAX_CHANGE + 1)]
         if not ids:
             return f"No messages match {query!r}; nothing was changed."
     if not ids:
         return "Say which messages: give message ids or a search query. Nothing was changed."
-    return list(dict.fromkeys(ids))[:MAX_CHANGE]
+    unique = list(dict.fromkeys(ids))
+    return unique[:MAX_CHANGE], len(unique) > MAX_CHANGE
 
 
 def _effect(mailbox: Mailbox, action: str, label: str) -> tuple[tuple[str, ...], tuple[str, ...]] | str:
@@ -279,7 +285,7 @@ def _asked(context: AgentContext, action_id: str) -> bool:
 
 
 def _approved(
-    context: AgentContext, mailbox: Mailbox, action_id: str, action: str, label: str, ids: list[str]
+    context: AgentContext, mailbox: Mailbox, action_id: str, action: str, label: str, ids: list[str], more: bool = False
 ) -> str | None:
     """Ask the owner to approve the change (a card listing it) and wait; None once approved
     (the caller then applies it), else why nothing changed."""
@@ -290,7 +296,7 @@ def _approved(
     record = store.get(action_id)
     payload: dict[str, Any] = {"action_id": action_id}
     if record is None:
-        pending = _pending_change(context, mailbox, action_id, action, label, ids, spec_hash)
+        pending = _pending_change(context, mailbox, action_id, action, label, ids, spec_hash, more)
         record = store.create(send_tools.new_record(context, pending))
         payload = pending.to_dict()
     interrupt(payload)
@@ -355,7 +361,14 @@ def _fail(context: AgentContext, action_id: str, reason: str) -> None:
 
 
 def _pending_change(
-    context: AgentContext, mailbox: Mailbox, action_id: str, action: str, label: str, ids: list[str], spec: str
+    context: AgentContext,
+    mailbox: Mailbox,
+    action_id: str,
+    action: str,
+    label: str,
+    ids: list[str],
+    spec: str,
+    more: bool = False,
 ) -> PendingSend:
     """The card's content: what will change, and on which messages (sender and subject)."""
     what = f"{_DONE[action]}{f' {label!r}' if label else ''}".split(" (")[0]
@@ -365,6 +378,8 @@ def _pending_change(
         f"\u2022 {_short(s['from'], 80)} \u2014 {_short(s['subject'] or '(no subject)', 120)} ({_short(s['date'], 40)})"
         for s in mailbox.summaries(ids)
     ]
+    if more:
+        lines.append(f"More messages match; only these {len(ids)} change. Ask again for the rest.")
     return PendingSend(
         action_id=action_id,
         kind="change_emails",

@@ -433,3 +433,28 @@ def test_an_approval_is_not_acted_on_after_its_send_window(agent: Harness):
     assert sends(agent) == 0
     assert record(agent, action_of(approval))["state"] == "failed"
     assert "approved too long ago" in shown(current(agent, approval))
+
+
+def submit_edit(harness: Harness, edited: dict[str, str]):
+    """The Edit modal (opened by the Edit press) submitted with `edited` typed into it."""
+    from infra.local.slack_requests import interaction_body, view_submission
+    from mailroom.slack.parsing import parse_interaction
+    from tests.integration.harness import PUBLIC
+
+    [view] = [v for v in harness.slack.views().values() if any(b["type"] == "input" for b in v["blocks"])]
+    command = parse_interaction(interaction_body(view_submission(view, edited)), PUBLIC)
+    assert command is not None
+    return command
+
+
+EDITED = {"to": "bob@example.com", "cc": "", "bcc": "", "subject": "Budget", "body": "Friday instead, sorry."}
+
+
+def test_an_edit_shows_only_the_new_card_not_an_earlier_answer_again(agent: Harness):
+    agent.say("What did Alice send me this week?")
+    first = ask(agent, email=True)
+    assert deliver(agent, press(first, "edit_send")) == "ok"
+    before = {m.ts for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL)}
+    assert deliver(agent, submit_edit(agent, EDITED)) == "ok"
+    new = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts not in before]
+    assert [m.ts for m in new] == [card(agent).ts], [m.text[:80] for m in new]

@@ -99,7 +99,10 @@ class ApprovalDesk:
         sender = ApprovedSend(
             self.store, context.mailbox, max_attempts=self._max_attempts, clock=self._clock, step=self._step
         )
-        waiting = _waiting(graph, config, record.action_id)
+        state = graph.get_state(config)
+        waiting = _waiting(state, record.action_id)
+        # The answer to this press is what the run adds, never an earlier turn's answer.
+        before = {m.id for m in state.values.get("messages") or []}
         pending = _pending(waiting.value) if waiting is not None else None
         card_ts = command.message_ts if command.channel_id == record.channel_id else None
         redelivery = record.decided_by == command.event_id
@@ -144,7 +147,7 @@ class ApprovalDesk:
         result = graph.invoke(Resume(resume={waiting.id: resume_value}), config, context=context, durability="exit")
         self._step("resumed")
         thread_ts = _thread_of(record.conversation_id)
-        answer = final_answer(_after_last_tool(result["messages"]))
+        answer = final_answer(_after_last_tool([m for m in result["messages"] if m.id not in before]))
         if answer:
             self._answer(record.channel_id, thread_ts, answer)
         self.ask(record.channel_id, thread_ts, list(result.get("__interrupt__") or []))
@@ -272,8 +275,8 @@ def _pending(value: Any) -> PendingSend | None:
         return None  # a payload without the message (see send_tools.ask_then_send)
 
 
-def _waiting(graph: Any, config: Any, action_id: str) -> Interrupt | None:
-    for item in graph.get_state(config).interrupts:
+def _waiting(state: Any, action_id: str) -> Interrupt | None:
+    for item in state.interrupts:
         if isinstance(item.value, dict) and item.value.get("action_id") == action_id:
             return item
     return None

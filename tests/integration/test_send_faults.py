@@ -450,6 +450,32 @@ def submit_edit(harness: Harness, edited: dict[str, str]):
 EDITED = {"to": "bob@example.com", "cc": "", "bcc": "", "subject": "Budget", "body": "Friday instead, sorry."}
 
 
+@pytest.mark.parametrize("fault", ["card-post-fails", "killed-after-resume"])
+def test_an_edit_whose_new_card_was_lost_shows_it_on_the_redelivery(agent: Harness, fault: str):
+    """The edited request is made when the graph resumes; if that delivery fails before
+    its run is saved (the new card's post refused, the worker killed), the redelivery
+    must still show the edited message on a card that can be approved."""
+    if fault == "killed-after-resume":
+        agent.worker = build_worker(send_step=kill_at("resumed"))
+    first = ask(agent, email=True)
+    assert deliver(agent, press(first, "edit_send")) == "ok"
+    submit = submit_edit(agent, EDITED)
+    if fault == "card-post-fails":
+        agent.slack.fail_next("chat.postMessage", status=500)  # a post is not retried in the client
+        assert deliver(agent, submit) == "retry"
+    else:
+        assert deliver(agent, submit) == "killed"
+    assert deliver(agent, submit, attempt=2) == "ok"
+    assert "Replaced by your edited version" in shown(current(agent, first))
+    again = card(agent)
+    assert again.ts != first.ts and has_buttons(again) and "Friday instead, sorry." in shown(again)
+    assert sends(agent) == 0
+    assert deliver(agent, press(again, "approve_send")) == "ok"
+    assert sends(agent) == 1
+    assert b"Friday instead, sorry." in agent.gmail.sent(ADA)[-1].raw  # type: ignore[union-attr]
+    assert record(agent, action_of(again))["state"] == "sent"
+
+
 def test_an_edit_shows_only_the_new_card_not_an_earlier_answer_again(agent: Harness):
     agent.say("What did Alice send me this week?")
     first = ask(agent, email=True)
@@ -458,3 +484,30 @@ def test_an_edit_shows_only_the_new_card_not_an_earlier_answer_again(agent: Harn
     assert deliver(agent, submit_edit(agent, EDITED)) == "ok"
     new = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts not in before]
     assert [m.ts for m in new] == [card(agent).ts], [m.text[:80] for m in new]
+
+
+@pytest.mark.parametrize("changed_again", [False, True], ids=["same-draft", "changed-again"])
+def test_a_changed_drafts_lost_card_is_shown_on_the_redelivery_as_gmail_now_holds_it(
+    agent: Harness, changed_again: bool
+):
+    """Approve finds the draft changed and asks again; that card's post fails. The
+    redelivery shows the draft as Gmail holds it then (changed once more: that version,
+    under a new request) and only what the last card showed is sent."""
+    assert agent.gmail is not None
+    approval = ask(agent)
+    [draft] = agent.gmail.drafts(ADA)
+    agent.gmail.set_draft(ADA, draft.id, draft.message.raw.replace(b"Thursday works", b"Friday works better"))
+    approve = press(approval, "approve_send")
+    agent.slack.fail_next("chat.postMessage", status=500)
+    assert deliver(agent, approve) == "retry"
+    if changed_again:
+        [draft] = agent.gmail.drafts(ADA)
+        agent.gmail.set_draft(ADA, draft.id, draft.message.raw.replace(b"Friday works better", b"Monday, then"))
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert sends(agent) == 0
+    again = card(agent)
+    wanted = b"Monday, then" if changed_again else b"Friday works better"
+    assert again.ts != approval.ts and has_buttons(again) and wanted.decode() in shown(again)
+    assert len(cards(agent)) == 1  # the superseded ones have no buttons left
+    assert deliver(agent, press(again, "approve_send")) == "ok"
+    assert sends(agent) == 1 and wanted in agent.gmail.sent(ADA)[-1].raw

@@ -511,3 +511,60 @@ def test_a_changed_drafts_lost_card_is_shown_on_the_redelivery_as_gmail_now_hold
     assert len(cards(agent)) == 1  # the superseded ones have no buttons left
     assert deliver(agent, press(again, "approve_send")) == "ok"
     assert sends(agent) == 1 and wanted in agent.gmail.sent(ADA)[-1].raw
+
+
+def test_a_press_given_up_on_after_an_attempt_is_redriven_into_a_lookup_never_a_new_send(agent: Harness):
+    """The first delivery tried Gmail (refused, nothing sent); every later one failed
+    before reaching Gmail, and on the last the user was told it could not be done. A DLQ
+    redrive within the hour must not try the send again: it may only look it up."""
+    from mailroom.errors import TransientError
+
+    assert agent.gmail is not None
+    down = {"on": False}
+
+    def down_after_deciding(name: str) -> None:
+        if name == "decided" and down["on"]:
+            raise TransientError("a dependency is down")
+
+    agent.worker = build_worker(send_step=down_after_deciding)
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    agent.gmail.fail_next("drafts.send", 503)
+    assert deliver(agent, approve) == "retry"
+    assert record(agent, action_of(approval))["state"] == "sending"
+    down["on"] = True
+    assert [deliver(agent, approve, attempt=n) for n in (2, 3, 4)] == ["retry"] * 3
+    assert "stopped trying" in shown(current(agent, approval))  # no "I will check again in a few minutes"
+    down["on"] = False
+    assert deliver(agent, approve, attempt=1) == "ok"  # redriven from the DLQ, Gmail healthy
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "failed"
+    assert "Not sent" in shown(current(agent, approval)) and not has_buttons(current(agent, approval))
+
+
+def test_a_stopped_send_that_gmail_took_is_settled_by_the_next_message_as_sent(agent: Harness):
+    """What the stopped card promises: Gmail took the first try (its answer lost), the
+    later deliveries failed and the tries were stopped; the user's next message looks it
+    up, finds it, and the card says sent. Nothing is sent again."""
+    from mailroom.errors import TransientError
+
+    assert agent.gmail is not None
+    down = {"on": False}
+
+    def down_after_deciding(name: str) -> None:
+        if name == "decided" and down["on"]:
+            raise TransientError("a dependency is down")
+
+    agent.worker = build_worker(send_step=down_after_deciding)
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    agent.gmail.fail_next("drafts.send", 503, after=True)
+    assert deliver(agent, approve) == "retry"
+    down["on"] = True
+    assert [deliver(agent, approve, attempt=n) for n in (2, 3, 4)] == ["retry"] * 3
+    assert "stopped trying" in shown(current(agent, approval))
+    down["on"] = False
+    agent.say("What did Alice send me this week?")
+    assert sends(agent) == 1
+    assert record(agent, action_of(approval))["state"] == "sent"
+    assert "sent (Gmail id" in shown(current(agent, approval))

@@ -149,6 +149,11 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     if state == State.SENT:
         return f":white_check_mark: Approved by <@{record.user_id}> and sent (Gmail id `{record.gmail_id}`)."
     if state in (State.APPROVED, State.SENDING):
+        if state == State.SENDING and record.reason:  # tries stopped (ApprovalDesk.abandon)
+            return (
+                ":warning: Gmail did not confirm it and I stopped trying. I will check your Sent mail when you "
+                "next write here and say what happened. It will not be sent again."
+            )
         if unconfirmed:
             return (
                 ":hourglass_flowing_sand: Sending… Gmail did not confirm it yet; I will check again in a few "

@@ -194,20 +194,22 @@ class ApprovalDesk:
 
     def abandon(self, command: Command) -> None:
         """The press's last delivery failed and its user was told (the worker calls this
-        before the message goes to the DLQ): a request approved but never attempted ends
-        as failed, so that no redrive can send it later. One that reached Gmail is left to
-        the attempt budget, which only ever looks it up again."""
+        before the message goes to the DLQ): nothing may be sent later. A request approved
+        but never attempted ends as failed; one that reached Gmail (whose answer may have
+        been lost) keeps its state but has its attempts used up, so that a redrive or the
+        next message only looks it up in Gmail and settles it, never sends it."""
         record = self.store.get(command.action_value or "") if command.action_value else None
-        if record is None or record.state != State.APPROVED or record.decided_by != command.event_id:
+        if record is None or record.decided_by != command.event_id:
             return
+        why = "a service it depends on did not answer, so it was not sent"
         try:
-            record = self.store.move(
-                record.action_id,
-                State.FAILED,
-                now=self._clock(),
-                from_states=frozenset({State.APPROVED}),
-                reason="a service it depends on did not answer, so it was not sent",
-            )
+            if record.state == State.SENDING:
+                record = self.store.stop_attempts(record.action_id, max_attempts=self._max_attempts, reason=why)
+            elif record.state == State.APPROVED:
+                approved, now = frozenset({State.APPROVED}), self._clock()
+                record = self.store.move(record.action_id, State.FAILED, now=now, from_states=approved, reason=why)
+            else:
+                return
         except StateConflict:
             return
         self.show(record)

@@ -115,6 +115,8 @@ class ApprovedSend:
         )
 
     def _why_not(self, record: ApprovalRecord) -> str:
+        if record.reason:  # its tries were stopped (ApprovalDesk.abandon)
+            return record.reason
         if record.expired_at(self._clock()):
             return "the request expired before Gmail confirmed the send"
         if record.past_send_window(self._clock()):

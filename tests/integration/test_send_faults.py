@@ -568,3 +568,26 @@ def test_a_stopped_send_that_gmail_took_is_settled_by_the_next_message_as_sent(a
     assert sends(agent) == 1
     assert record(agent, action_of(approval))["state"] == "sent"
     assert "sent (Gmail id" in shown(current(agent, approval))
+
+
+def test_an_edit_press_read_before_a_send_settled_does_not_write_a_stale_state_on_the_card(
+    agent: Harness, monkeypatch: pytest.MonkeyPatch
+):
+    """An Edit press runs in a FIFO group of its own, beside the Approve that may be
+    sending: if it read the record while sending and the send then settled, the Edit
+    press must not write its stale "Sending…" over the card's true outcome."""
+    from mailroom.adapters.approval_table import DynamoApprovalStore
+
+    agent.worker = build_worker(send_step=kill_at("attempt_begun"))
+    approval = ask(agent, email=True)
+    edit = press(approval, "edit_send")  # pressed while the buttons were still there
+    approve = press(approval, "approve_send")
+    assert deliver(agent, approve) == "killed"
+    stale = DynamoApprovalStore(agent.deployment.physical("ApprovalsTable")).get(action_of(approval))
+    assert stale is not None and stale.state == "sending"
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert "sent (Gmail id" in shown(current(agent, approval))
+    monkeypatch.setattr(DynamoApprovalStore, "get", lambda self, action_id: stale)  # read before the send settled
+    assert deliver(agent, edit) == "ok"
+    assert "sent (Gmail id" in shown(current(agent, approval))
+    assert sends(agent) == 1

@@ -107,7 +107,10 @@ class ApprovalDesk:
         card_ts = command.message_ts if command.channel_id == record.channel_id else None
         redelivery = record.decided_by == command.event_id
         if record.state != State.PENDING and not redelivery:
-            self.show(record, pending, card_ts)
+            # An Edit press runs beside the other presses (its own FIFO group): what it read
+            # may be stale by now, so only the serialised presses rewrite the card.
+            if command.name != approvals.EDIT:
+                self.show(record, pending, card_ts)
             self._tell(command, replies.approval_already(record.state.value))
             return
         if command.name == approvals.EDIT:

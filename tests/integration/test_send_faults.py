@@ -591,3 +591,16 @@ def test_an_edit_press_read_before_a_send_settled_does_not_write_a_stale_state_o
     assert deliver(agent, edit) == "ok"
     assert "sent (Gmail id" in shown(current(agent, approval))
     assert sends(agent) == 1
+
+
+def test_a_message_whose_hash_is_not_the_recorded_one_is_never_sent(agent: Harness):
+    """The send goes out only for the hash recorded when the card was shown: a message in
+    the conversation that no longer hashes to it (here: the record's hash changed) is
+    refused after the press, and the card says nothing was sent."""
+    approval = ask(agent, email=True)
+    set_record(agent, action_of(approval), message_hash="0" * 64)
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "failed"
+    assert "Not sent: the message is not the one you were shown" in shown(current(agent, approval))
+    assert not has_buttons(current(agent, approval))

@@ -72,9 +72,10 @@ class ApprovedSend:
                 return current or record
             return self._give_up(current, pending, self._why_not(current))
         self._step("attempt_begun")
-        if pending is None or pending.message_hash != record.message_hash:
+        if pending is None:
             return self._give_up(record, pending, "the request is no longer open in this conversation")
-        if record.kind == "send_email" and message_hash(pending.outgoing()) != record.message_hash:
+        shown = pending.message_hash == record.message_hash
+        if not shown or (record.kind == "send_email" and message_hash(pending.outgoing()) != record.message_hash):
             return self._give_up(record, pending, "the message is not the one you were shown")
         existing = self._find(record, pending)
         if existing is not None:

@@ -604,3 +604,18 @@ def test_a_message_whose_hash_is_not_the_recorded_one_is_never_sent(agent: Harne
     assert record(agent, action_of(approval))["state"] == "failed"
     assert "Not sent: the message is not the one you were shown" in shown(current(agent, approval))
     assert not has_buttons(current(agent, approval))
+
+
+def test_a_draft_deleted_in_gmail_before_the_press_is_said_to_be_gone_not_shown_again(agent: Harness):
+    assert agent.gmail is not None
+    approval = ask(agent)
+    [draft] = agent.gmail.drafts(ADA)
+    agent.gmail.delete_draft(ADA, draft.id)
+    before = {m.ts for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL)}
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    assert sends(agent) == 0
+    final = current(agent, approval)
+    assert "no longer in Gmail" in shown(final) and "shown below" not in shown(final) and not has_buttons(final)
+    assert record(agent, action_of(approval))["reason"] == "draft_gone"
+    new = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts not in before]
+    assert cards(agent) == [] and not [m for m in new if "failed" in m.text or "Error" in m.text]

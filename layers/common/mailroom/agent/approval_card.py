@@ -175,6 +175,7 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
         reasons = {
             "edited": "Replaced by your edited version below; nothing was sent from this card.",
             "draft_changed": "The draft changed in Gmail; its current version is shown below. Nothing was sent.",
+            "draft_gone": "The draft is no longer in Gmail (deleted, or sent from Gmail itself); nothing was sent.",
             "relinked": "Gmail is now linked to another address, so this was not sent from it.",
         }
         return ":leftwards_arrow_with_hook: " + reasons.get(

@@ -181,8 +181,9 @@ class ApprovalDesk:
                 return move(State.EXPIRED)
             if command.name == approvals.EDIT_SUBMIT:
                 return move(State.SUPERSEDED, reason="edited")
-            if record.kind == "send_draft" and sender.draft_changed(record):
-                return move(State.SUPERSEDED, reason="draft_changed")
+            changed = sender.draft_changed(record) if record.kind == "send_draft" else None
+            if changed:
+                return move(State.SUPERSEDED, reason=changed)
             return move(State.APPROVED, unexpired=True)
         except StateConflict as conflict:
             current = conflict.current

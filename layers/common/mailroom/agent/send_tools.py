@@ -103,6 +103,8 @@ def outcome_for_model(record: ApprovalRecord) -> str:
         State.EXPIRED: "Not sent: the approval request expired.",
         State.SUPERSEDED: "Not sent: the user moved on without approving.",
     }
+    if record.state == State.SUPERSEDED and record.reason == "draft_gone":
+        return "Not sent: the draft is no longer in Gmail (deleted, or sent from Gmail itself). The user has been told."
     return texts.get(record.state, "Not sent.")
 
 

@@ -47,14 +47,15 @@ class ApprovedSend:
         self._clock = clock
         self._step = step
 
-    def draft_changed(self, record: ApprovalRecord) -> bool:
-        """Whether the draft in Gmail is no longer the one the card showed."""
+    def draft_changed(self, record: ApprovalRecord) -> str | None:
+        """Why the draft in Gmail is no longer the one the card showed ("draft_changed", or
+        "draft_gone": deleted or sent from Gmail meanwhile), or None if it still is."""
         assert record.draft_id
         try:
             raw, _ = self._mailbox.draft_raw(record.draft_id)
         except ToolInputError:
-            return True  # deleted or sent from Gmail meanwhile
-        return raw_hash(raw) != record.message_hash
+            return "draft_gone"
+        return "draft_changed" if raw_hash(raw) != record.message_hash else None
 
     def run(self, record: ApprovalRecord, pending: PendingSend | None) -> ApprovalRecord:
         """Settle an approved request: sent (once) or failed with a reason. Raises

@@ -73,6 +73,10 @@ def _summary(pending: PendingSend) -> Blocks:
     return blocks
 
 
+def _escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _size(size: int) -> str:
     for unit in ("bytes", "KB", "MB"):
         if size < 1024 or unit == "MB":
@@ -108,7 +112,9 @@ def request_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
     blocks.append({"type": "context", "elements": [_mrkdwn(note)]})
     if len(blocks) > MAX_BLOCKS:
         raise TooLargeToShow(f"it needs {len(blocks)} Slack blocks to show in full; a card holds {MAX_BLOCKS}")
-    return f"Send {what}? Subject: {pending.subject}", blocks
+    # The message's `text` is what notifications show, parsed as mrkdwn: escaped, so a
+    # subject cannot show there as a link or a mention.
+    return f"Send {what}? Subject: {_escaped(pending.subject)}", blocks
 
 
 def _change_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:

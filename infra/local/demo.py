@@ -159,17 +159,19 @@ def approve_in_slack(stack: LocalStack, slack: SlackEmulator) -> None:
 
 
 def edit_in_slack(stack: LocalStack, slack: SlackEmulator, changes: dict[str, str]) -> None:
-    """ada presses Edit: the ingress opens a modal at once, the worker fills it in; she
-    changes it and submits, which replaces the request with a new card."""
+    """ada presses Edit: the worker checks the press and opens a modal prefilled with the
+    message (views.open, within the trigger's 3 s); she changes it and submits, which
+    replaces the request with a new card."""
     [request] = [
         m for m in slack.messages(channel=LOCAL_DM_CHANNEL) if any(b.get("block_id") == "approval" for b in m.blocks)
     ]
     [value] = {e["value"] for b in request.blocks for e in b.get("elements", []) if "value" in e}
     say("\n  ada presses *Edit*")
     answer = post_interaction(stack.url, block_action("edit_send", value, message_ts=request.ts))
-    say(f"  ingress: HTTP {answer.status} in {answer.seconds * 1000:.0f} ms (the modal opened within Slack's 3 s)")
+    say(f"  ingress: HTTP {answer.status} in {answer.seconds * 1000:.0f} ms")
     stack.wait_until_drained(timeout=60)
     [view] = [v for v in slack.views().values() if any(b.get("type") == "input" for b in v["blocks"])]
+    say("  worker: views.open with the press's trigger id (Slack takes it for 3 s)")
     form = {b["block_id"]: b["element"].get("initial_value") or "" for b in view["blocks"] if b["type"] == "input"}
     say(f"  modal prefilled: to {form['to']!r}, subject {form['subject']!r}, body {form['body'][:60]!r}…")
     form |= changes

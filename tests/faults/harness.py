@@ -118,6 +118,10 @@ STEPS: tuple[Step, ...] = (
     Step("send", "gmail", "/gmail/v1/users/me/messages", "GET", note="the already-sent lookup"),
     Step("send", "openai", "/v1/chat/completions", "POST"),
     Step("send", "slack", "/api/chat.update", "POST"),
+    # the approval record's conditional writes: the decision, the attempt, the outcome
+    Step("send", "dynamodb", "UpdateItem", body_has="send_by = :send_by", label="decide"),
+    Step("send", "dynamodb", "UpdateItem", body_has="ADD attempts :one", label="attempt"),
+    Step("send", "dynamodb", "UpdateItem", body_has="gmail_id = :gmail_id", label="sent"),
     # -- calls added since the matrix was first written (flows in tests/faults/flows.py) --
     # a chat turn: the conversation's ownership claim (forget.ThreadIndex.claim: the owner
     # and the user's thread index in one transaction), and the status lines (cosmetic: the

@@ -433,3 +433,189 @@ def test_an_approval_is_not_acted_on_after_its_send_window(agent: Harness):
     assert sends(agent) == 0
     assert record(agent, action_of(approval))["state"] == "failed"
     assert "approved too long ago" in shown(current(agent, approval))
+
+
+def submit_edit(harness: Harness, edited: dict[str, str]):
+    """The Edit modal (opened by the Edit press) submitted with `edited` typed into it."""
+    from infra.local.slack_requests import interaction_body, view_submission
+    from mailroom.slack.parsing import parse_interaction
+    from tests.integration.harness import PUBLIC
+
+    [view] = [v for v in harness.slack.views().values() if any(b["type"] == "input" for b in v["blocks"])]
+    command = parse_interaction(interaction_body(view_submission(view, edited)), PUBLIC)
+    assert command is not None
+    return command
+
+
+EDITED = {"to": "bob@example.com", "cc": "", "bcc": "", "subject": "Budget", "body": "Friday instead, sorry."}
+
+
+@pytest.mark.parametrize("fault", ["card-post-fails", "killed-after-resume"])
+def test_an_edit_whose_new_card_was_lost_shows_it_on_the_redelivery(agent: Harness, fault: str):
+    """The edited request is made when the graph resumes; if that delivery fails before
+    its run is saved (the new card's post refused, the worker killed), the redelivery
+    must still show the edited message on a card that can be approved."""
+    if fault == "killed-after-resume":
+        agent.worker = build_worker(send_step=kill_at("resumed"))
+    first = ask(agent, email=True)
+    assert deliver(agent, press(first, "edit_send")) == "ok"
+    submit = submit_edit(agent, EDITED)
+    if fault == "card-post-fails":
+        agent.slack.fail_next("chat.postMessage", status=500)  # a post is not retried in the client
+        assert deliver(agent, submit) == "retry"
+    else:
+        assert deliver(agent, submit) == "killed"
+    assert deliver(agent, submit, attempt=2) == "ok"
+    assert "Replaced by your edited version" in shown(current(agent, first))
+    again = card(agent)
+    assert again.ts != first.ts and has_buttons(again) and "Friday instead, sorry." in shown(again)
+    assert sends(agent) == 0
+    assert deliver(agent, press(again, "approve_send")) == "ok"
+    assert sends(agent) == 1
+    assert b"Friday instead, sorry." in agent.gmail.sent(ADA)[-1].raw  # type: ignore[union-attr]
+    assert record(agent, action_of(again))["state"] == "sent"
+
+
+def test_an_edit_shows_only_the_new_card_not_an_earlier_answer_again(agent: Harness):
+    agent.say("What did Alice send me this week?")
+    first = ask(agent, email=True)
+    assert deliver(agent, press(first, "edit_send")) == "ok"
+    before = {m.ts for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL)}
+    assert deliver(agent, submit_edit(agent, EDITED)) == "ok"
+    new = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts not in before]
+    assert [m.ts for m in new] == [card(agent).ts], [m.text[:80] for m in new]
+
+
+@pytest.mark.parametrize("changed_again", [False, True], ids=["same-draft", "changed-again"])
+def test_a_changed_drafts_lost_card_is_shown_on_the_redelivery_as_gmail_now_holds_it(
+    agent: Harness, changed_again: bool
+):
+    """Approve finds the draft changed and asks again; that card's post fails. The
+    redelivery shows the draft as Gmail holds it then (changed once more: that version,
+    under a new request) and only what the last card showed is sent."""
+    assert agent.gmail is not None
+    approval = ask(agent)
+    [draft] = agent.gmail.drafts(ADA)
+    agent.gmail.set_draft(ADA, draft.id, draft.message.raw.replace(b"Thursday works", b"Friday works better"))
+    approve = press(approval, "approve_send")
+    agent.slack.fail_next("chat.postMessage", status=500)
+    assert deliver(agent, approve) == "retry"
+    if changed_again:
+        [draft] = agent.gmail.drafts(ADA)
+        agent.gmail.set_draft(ADA, draft.id, draft.message.raw.replace(b"Friday works better", b"Monday, then"))
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert sends(agent) == 0
+    again = card(agent)
+    wanted = b"Monday, then" if changed_again else b"Friday works better"
+    assert again.ts != approval.ts and has_buttons(again) and wanted.decode() in shown(again)
+    assert len(cards(agent)) == 1  # the superseded ones have no buttons left
+    assert deliver(agent, press(again, "approve_send")) == "ok"
+    assert sends(agent) == 1 and wanted in agent.gmail.sent(ADA)[-1].raw
+
+
+def test_a_press_given_up_on_after_an_attempt_is_redriven_into_a_lookup_never_a_new_send(agent: Harness):
+    """The first delivery tried Gmail (refused, nothing sent); every later one failed
+    before reaching Gmail, and on the last the user was told it could not be done. A DLQ
+    redrive within the hour must not try the send again: it may only look it up."""
+    from mailroom.errors import TransientError
+
+    assert agent.gmail is not None
+    down = {"on": False}
+
+    def down_after_deciding(name: str) -> None:
+        if name == "decided" and down["on"]:
+            raise TransientError("a dependency is down")
+
+    agent.worker = build_worker(send_step=down_after_deciding)
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    agent.gmail.fail_next("drafts.send", 503)
+    assert deliver(agent, approve) == "retry"
+    assert record(agent, action_of(approval))["state"] == "sending"
+    down["on"] = True
+    assert [deliver(agent, approve, attempt=n) for n in (2, 3, 4)] == ["retry"] * 3
+    assert "stopped trying" in shown(current(agent, approval))  # no "I will check again in a few minutes"
+    down["on"] = False
+    assert deliver(agent, approve, attempt=1) == "ok"  # redriven from the DLQ, Gmail healthy
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "failed"
+    assert "Not sent" in shown(current(agent, approval)) and not has_buttons(current(agent, approval))
+
+
+def test_a_stopped_send_that_gmail_took_is_settled_by_the_next_message_as_sent(agent: Harness):
+    """What the stopped card promises: Gmail took the first try (its answer lost), the
+    later deliveries failed and the tries were stopped; the user's next message looks it
+    up, finds it, and the card says sent. Nothing is sent again."""
+    from mailroom.errors import TransientError
+
+    assert agent.gmail is not None
+    down = {"on": False}
+
+    def down_after_deciding(name: str) -> None:
+        if name == "decided" and down["on"]:
+            raise TransientError("a dependency is down")
+
+    agent.worker = build_worker(send_step=down_after_deciding)
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    agent.gmail.fail_next("drafts.send", 503, after=True)
+    assert deliver(agent, approve) == "retry"
+    down["on"] = True
+    assert [deliver(agent, approve, attempt=n) for n in (2, 3, 4)] == ["retry"] * 3
+    assert "stopped trying" in shown(current(agent, approval))
+    down["on"] = False
+    agent.say("What did Alice send me this week?")
+    assert sends(agent) == 1
+    assert record(agent, action_of(approval))["state"] == "sent"
+    assert "sent (Gmail id" in shown(current(agent, approval))
+
+
+def test_an_edit_press_read_before_a_send_settled_does_not_write_a_stale_state_on_the_card(
+    agent: Harness, monkeypatch: pytest.MonkeyPatch
+):
+    """An Edit press runs in a FIFO group of its own, beside the Approve that may be
+    sending: if it read the record while sending and the send then settled, the Edit
+    press must not write its stale "Sending…" over the card's true outcome."""
+    from mailroom.adapters.approval_table import DynamoApprovalStore
+
+    agent.worker = build_worker(send_step=kill_at("attempt_begun"))
+    approval = ask(agent, email=True)
+    edit = press(approval, "edit_send")  # pressed while the buttons were still there
+    approve = press(approval, "approve_send")
+    assert deliver(agent, approve) == "killed"
+    stale = DynamoApprovalStore(agent.deployment.physical("ApprovalsTable")).get(action_of(approval))
+    assert stale is not None and stale.state == "sending"
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert "sent (Gmail id" in shown(current(agent, approval))
+    monkeypatch.setattr(DynamoApprovalStore, "get", lambda self, action_id: stale)  # read before the send settled
+    assert deliver(agent, edit) == "ok"
+    assert "sent (Gmail id" in shown(current(agent, approval))
+    assert sends(agent) == 1
+
+
+def test_a_message_whose_hash_is_not_the_recorded_one_is_never_sent(agent: Harness):
+    """The send goes out only for the hash recorded when the card was shown: a message in
+    the conversation that no longer hashes to it (here: the record's hash changed) is
+    refused after the press, and the card says nothing was sent."""
+    approval = ask(agent, email=True)
+    set_record(agent, action_of(approval), message_hash="0" * 64)
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "failed"
+    assert "Not sent: the message is not the one you were shown" in shown(current(agent, approval))
+    assert not has_buttons(current(agent, approval))
+
+
+def test_a_draft_deleted_in_gmail_before_the_press_is_said_to_be_gone_not_shown_again(agent: Harness):
+    assert agent.gmail is not None
+    approval = ask(agent)
+    [draft] = agent.gmail.drafts(ADA)
+    agent.gmail.delete_draft(ADA, draft.id)
+    before = {m.ts for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL)}
+    assert deliver(agent, press(approval, "approve_send")) == "ok"
+    assert sends(agent) == 0
+    final = current(agent, approval)
+    assert "no longer in Gmail" in shown(final) and "shown below" not in shown(final) and not has_buttons(final)
+    assert record(agent, action_of(approval))["reason"] == "draft_gone"
+    new = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts not in before]
+    assert cards(agent) == [] and not [m for m in new if "failed" in m.text or "Error" in m.text]

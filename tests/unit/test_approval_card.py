@@ -40,7 +40,8 @@ def test_a_long_body_is_split_over_sections_and_shown_whole():
 
 
 def test_mail_text_is_never_formatted():
-    _, blocks = approval_card.request_card(pending("hi"), 24)
+    text, blocks = approval_card.request_card(pending("hi"), 24)
+    assert "<https://evil.test|Approve>" not in text and "&lt;https://evil.test|Approve&gt;" in text  # notifications
     mrkdwn = [b["text"]["text"] for b in blocks if b.get("type") == "section" and b["text"]["type"] == "mrkdwn"]
     assert not any("evil.test" in t for t in mrkdwn)
     assert any("evil.test" in t for t in plain_texts(blocks))

@@ -289,6 +289,13 @@ class GmailMailbox:
             account.messages.pop(draft.message.id, None)
             draft.message = self._draft_message(account, raw, thread_id)
 
+    def delete_draft(self, account_email: str, draft_id: str) -> None:
+        """Delete a draft (as if deleted in Gmail)."""
+        with self._lock:
+            account = self._account(account_email)
+            draft = account.drafts.pop(draft_id)
+            account.messages.pop(draft.message.id, None)
+
     def sent(self, account_email: str) -> list[StoredMessage]:
         """Messages sent through messages.send or drafts.send, oldest first."""
         with self._lock:

@@ -130,6 +130,11 @@ class ApprovalStore(Protocol):
         StateConflict otherwise."""
         ...
 
+    def stop_attempts(self, action_id: str, *, max_attempts: int, reason: str) -> ApprovalRecord:
+        """sending -> sending with the attempt budget used up and why: from then on an
+        attempt only looks the message up in Gmail, never sends; StateConflict otherwise."""
+        ...
+
     def set_card(self, action_id: str, card_ts: str) -> None:
         """Remember where the card is (only while the record is pending)."""
         ...

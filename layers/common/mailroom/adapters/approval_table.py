@@ -180,6 +180,15 @@ class DynamoApprovalStore:
             },
         )
 
+    def stop_attempts(self, action_id: str, *, max_attempts: int, reason: str) -> ApprovalRecord:
+        return self._update(
+            action_id,
+            "SET attempts = :max, reason = :reason",
+            "#state = :sending",
+            {"#state": "state"},
+            {":max": {"N": str(max_attempts)}, ":reason": {"S": reason}, ":sending": {"S": State.SENDING.value}},
+        )
+
     def set_card(self, action_id: str, card_ts: str) -> None:
         self._update(
             action_id,

@@ -74,6 +74,10 @@ def _summary(pending: PendingSend) -> Blocks:
     return blocks
 
 
+def _escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _size(size: int) -> str:
     for unit in ("bytes", "KB", "MB"):
         if size < 1024 or unit == "MB":
@@ -109,7 +113,9 @@ def request_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
     blocks.append({"type": "context", "elements": [_mrkdwn(note)]})
     if len(blocks) > MAX_BLOCKS:
         raise TooLargeToShow(f"it needs {len(blocks)} Slack blocks to show in full; a card holds {MAX_BLOCKS}")
-    return f"Send {what}? Subject: {pending.subject}", blocks
+    # The message's `text` is what notifications show, parsed as mrkdwn: escaped, so a
+    # subject cannot show there as a link or a mention.
+    return f"Send {what}? Subject: {_escaped(pending.subject)}", blocks
 
 
 def _change_card(pending: PendingSend, hours: float) -> tuple[str, Blocks]:
@@ -155,6 +161,11 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     if state == State.SENT:
         return f":white_check_mark: Approved by <@{record.user_id}> and sent (Gmail id `{record.gmail_id}`)."
     if state in (State.APPROVED, State.SENDING):
+        if state == State.SENDING and record.reason:  # tries stopped (ApprovalDesk.abandon)
+            return (
+                ":warning: Gmail did not confirm it and I stopped trying. I will check your Sent mail when you "
+                "next write here and say what happened. It will not be sent again."
+            )
         if unconfirmed:
             return (
                 ":hourglass_flowing_sand: Sending… Gmail did not confirm it yet; I will check again in a few "
@@ -176,6 +187,7 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
         reasons = {
             "edited": "Replaced by your edited version below; nothing was sent from this card.",
             "draft_changed": "The draft changed in Gmail; its current version is shown below. Nothing was sent.",
+            "draft_gone": "The draft is no longer in Gmail (deleted, or sent from Gmail itself); nothing was sent.",
             "relinked": "Gmail is now linked to another address, so this was not sent from it.",
         }
         return ":leftwards_arrow_with_hook: " + reasons.get(

@@ -99,12 +99,18 @@ class ApprovalDesk:
         sender = ApprovedSend(
             self.store, context.mailbox, max_attempts=self._max_attempts, clock=self._clock, step=self._step
         )
-        waiting = _waiting(graph, config, record.action_id)
+        state = graph.get_state(config)
+        waiting = _waiting(state, record.action_id)
+        # The answer to this press is what the run adds, never an earlier turn's answer.
+        before = {m.id for m in state.values.get("messages") or []}
         pending = _pending(waiting.value) if waiting is not None else None
         card_ts = command.message_ts if command.channel_id == record.channel_id else None
         redelivery = record.decided_by == command.event_id
         if record.state != State.PENDING and not redelivery:
-            self.show(record, pending, card_ts)
+            # An Edit press runs beside the other presses (its own FIFO group): what it read
+            # may be stale by now, so only the serialised presses rewrite the card.
+            if command.name != approvals.EDIT:
+                self.show(record, pending, card_ts)
             self._tell(command, replies.approval_already(record.state.value))
             return
         if command.name == approvals.EDIT:
@@ -144,7 +150,7 @@ class ApprovalDesk:
         result = graph.invoke(Resume(resume={waiting.id: resume_value}), config, context=context, durability="exit")
         self._step("resumed")
         thread_ts = _thread_of(record.conversation_id)
-        answer = final_answer(_after_last_tool(result["messages"]))
+        answer = final_answer(_after_last_tool([m for m in result["messages"] if m.id not in before]))
         if answer:
             self._answer(record.channel_id, thread_ts, answer)
         self.ask(record.channel_id, thread_ts, list(result.get("__interrupt__") or []))
@@ -175,8 +181,9 @@ class ApprovalDesk:
                 return move(State.EXPIRED)
             if command.name == approvals.EDIT_SUBMIT:
                 return move(State.SUPERSEDED, reason="edited")
-            if record.kind == "send_draft" and sender.draft_changed(record):
-                return move(State.SUPERSEDED, reason="draft_changed")
+            changed = sender.draft_changed(record) if record.kind == "send_draft" else None
+            if changed:
+                return move(State.SUPERSEDED, reason=changed)
             return move(State.APPROVED, unexpired=True)
         except StateConflict as conflict:
             current = conflict.current
@@ -191,20 +198,22 @@ class ApprovalDesk:
 
     def abandon(self, command: Command) -> None:
         """The press's last delivery failed and its user was told (the worker calls this
-        before the message goes to the DLQ): a request approved but never attempted ends
-        as failed, so that no redrive can send it later. One that reached Gmail is left to
-        the attempt budget, which only ever looks it up again."""
+        before the message goes to the DLQ): nothing may be sent later. A request approved
+        but never attempted ends as failed; one that reached Gmail (whose answer may have
+        been lost) keeps its state but has its attempts used up, so that a redrive or the
+        next message only looks it up in Gmail and settles it, never sends it."""
         record = self.store.get(command.action_value or "") if command.action_value else None
-        if record is None or record.state != State.APPROVED or record.decided_by != command.event_id:
+        if record is None or record.decided_by != command.event_id:
             return
+        why = "a service it depends on did not answer, so it was not sent"
         try:
-            record = self.store.move(
-                record.action_id,
-                State.FAILED,
-                now=self._clock(),
-                from_states=frozenset({State.APPROVED}),
-                reason="a service it depends on did not answer, so it was not sent",
-            )
+            if record.state == State.SENDING:
+                record = self.store.stop_attempts(record.action_id, max_attempts=self._max_attempts, reason=why)
+            elif record.state == State.APPROVED:
+                approved, now = frozenset({State.APPROVED}), self._clock()
+                record = self.store.move(record.action_id, State.FAILED, now=now, from_states=approved, reason=why)
+            else:
+                return
         except StateConflict:
             return
         self.show(record)
@@ -272,8 +281,8 @@ def _pending(value: Any) -> PendingSend | None:
         return None  # a payload without the message (see send_tools.ask_then_send)
 
 
-def _waiting(graph: Any, config: Any, action_id: str) -> Interrupt | None:
-    for item in graph.get_state(config).interrupts:
+def _waiting(state: Any, action_id: str) -> Interrupt | None:
+    for item in state.interrupts:
         if isinstance(item.value, dict) and item.value.get("action_id") == action_id:
             return item
     return None

@@ -13,13 +13,15 @@ resume value is used only to carry an edited message's text.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 from langgraph.config import get_config
-from langgraph.types import interrupt
+from langgraph.errors import GraphInterrupt
+from langgraph.types import Interrupt, interrupt
 
 from mailroom.agent import approval_card
 from mailroom.agent.context import AgentContext
@@ -56,7 +58,14 @@ def ask_then_send(context: AgentContext, mailbox: Mailbox, base_id: str, first: 
             record = store.create(new_record(context, made))
             payload = made.to_dict()
         # On re-execution this returns the stored answer at once, and `payload` is unused.
-        answer = interrupt(payload)
+        try:
+            answer = interrupt(payload)
+        except GraphInterrupt as stop:
+            if "kind" in payload or record.state != State.PENDING:
+                raise
+            made = first() if version == 0 else _follow_up(context, mailbox, previous, answer, current_id)
+            ask_again(stop, store, record, made)
+            answer = None
         record = store.get(current_id) or record
         if record.state == State.PENDING or record.state in SENDABLE:
             record = close_undecided(store, mailbox, record)
@@ -69,6 +78,22 @@ def ask_then_send(context: AgentContext, mailbox: Mailbox, base_id: str, first: 
         return outcome_for_model(record)
 
 
+def ask_again(stop: GraphInterrupt, store: ApprovalStore, record: ApprovalRecord, made: PendingSend | str) -> None:
+    """A request made by a run that was not saved (it failed after asking, before its card
+    was posted) stops again with only its id: stop with the whole message instead, so its
+    card can be shown. If that is no longer what was recorded (the draft changed
+    meanwhile), end the request instead and return."""
+    if isinstance(made, PendingSend) and made.message_hash == record.message_hash:
+        [asked] = stop.args[0]
+        again = dataclasses.replace(made, expires_at=record.expires_at).to_dict()
+        raise GraphInterrupt((Interrupt(value=again, id=asked.id),)) from None
+    reason = "draft_changed" if record.kind == "send_draft" else "moved_on"
+    with contextlib.suppress(StateConflict):
+        store.move(
+            record.action_id, State.SUPERSEDED, now=time.time(), from_states=frozenset({State.PENDING}), reason=reason
+        )
+
+
 def outcome_for_model(record: ApprovalRecord) -> str:
     """The honest tool result: what became of the request, from the record alone."""
     texts = {
@@ -78,6 +103,8 @@ def outcome_for_model(record: ApprovalRecord) -> str:
         State.EXPIRED: "Not sent: the approval request expired.",
         State.SUPERSEDED: "Not sent: the user moved on without approving.",
     }
+    if record.state == State.SUPERSEDED and record.reason == "draft_gone":
+        return "Not sent: the draft is no longer in Gmail (deleted, or sent from Gmail itself). The user has been told."
     return texts.get(record.state, "Not sent.")
 
 

@@ -47,14 +47,15 @@ class ApprovedSend:
         self._clock = clock
         self._step = step
 
-    def draft_changed(self, record: ApprovalRecord) -> bool:
-        """Whether the draft in Gmail is no longer the one the card showed."""
+    def draft_changed(self, record: ApprovalRecord) -> str | None:
+        """Why the draft in Gmail is no longer the one the card showed ("draft_changed", or
+        "draft_gone": deleted or sent from Gmail meanwhile), or None if it still is."""
         assert record.draft_id
         try:
             raw, _ = self._mailbox.draft_raw(record.draft_id)
         except ToolInputError:
-            return True  # deleted or sent from Gmail meanwhile
-        return raw_hash(raw) != record.message_hash
+            return "draft_gone"
+        return "draft_changed" if raw_hash(raw) != record.message_hash else None
 
     def run(self, record: ApprovalRecord, pending: PendingSend | None) -> ApprovalRecord:
         """Settle an approved request: sent (once) or failed with a reason. Raises
@@ -72,9 +73,10 @@ class ApprovedSend:
                 return current or record
             return self._give_up(current, pending, self._why_not(current))
         self._step("attempt_begun")
-        if pending is None or pending.message_hash != record.message_hash:
+        if pending is None:
             return self._give_up(record, pending, "the request is no longer open in this conversation")
-        if record.kind == "send_email" and message_hash(pending.outgoing()) != record.message_hash:
+        shown = pending.message_hash == record.message_hash
+        if not shown or (record.kind == "send_email" and message_hash(pending.outgoing()) != record.message_hash):
             return self._give_up(record, pending, "the message is not the one you were shown")
         existing = self._find(record, pending)
         if existing is not None:
@@ -115,6 +117,8 @@ class ApprovedSend:
         )
 
     def _why_not(self, record: ApprovalRecord) -> str:
+        if record.reason:  # its tries were stopped (ApprovalDesk.abandon)
+            return record.reason
         if record.expired_at(self._clock()):
             return "the request expired before Gmail confirmed the send"
         if record.past_send_window(self._clock()):

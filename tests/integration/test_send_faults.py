@@ -619,3 +619,23 @@ def test_a_draft_deleted_in_gmail_before_the_press_is_said_to_be_gone_not_shown_
     assert record(agent, action_of(approval))["reason"] == "draft_gone"
     new = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts not in before]
     assert cards(agent) == [] and not [m for m in new if "failed" in m.text or "Error" in m.text]
+
+
+def test_a_press_that_hit_a_bug_and_was_told_so_is_never_sent_by_a_later_delivery(agent: Harness):
+    """A bug is told at once ("something went wrong") and its message kept for the DLQ.
+    The user has heard it failed, so no later delivery or redrive may send it."""
+
+    def bug_after_deciding(name: str) -> None:
+        if name == "decided":
+            raise KeyError("a bug right after the decision")
+
+    agent.worker = build_worker(send_step=bug_after_deciding)
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    assert deliver(agent, approve, attempt=1) == "retry"
+    assert "something went wrong" in agent.slack.messages(channel=approval.channel)[-1].text
+    agent.worker = build_worker()  # the bug does not strike again (or was fixed, then redriven)
+    assert [deliver(agent, approve, attempt=n) for n in (2, 1)] == ["ok", "ok"]
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "failed"
+    assert "Not sent" in shown(current(agent, approval))

@@ -220,11 +220,12 @@ class Worker:
             self._ended(command)
             return True
         # A bug: no retry will fix it, but its message is kept for the DLQ and a redrive.
+        # The user is told now, so its open work ends now: a send they heard failed must
+        # not go out on a later delivery or a redrive.
         logger.error("command failed", extra=detail)
         metrics.add_metric(name="CommandFailures", unit="Count", value=1)
         self._tell_once(command, replies.failure(command.event_id), first_time=attempt == 1)
-        if last:
-            self._ended(command)
+        self._ended(command)
         return False
 
     def _ended(self, command: Command) -> None:

@@ -197,15 +197,15 @@ class ApprovalDesk:
             return None
 
     def abandon(self, command: Command) -> None:
-        """The press's last delivery failed and its user was told (the worker calls this
-        before the message goes to the DLQ): nothing may be sent later. A request approved
+        """The press failed and its user was told (the worker calls this on a bug, and on
+        the last delivery of any other failure): nothing may be sent later. A request approved
         but never attempted ends as failed; one that reached Gmail (whose answer may have
         been lost) keeps its state but has its attempts used up, so that a redrive or the
         next message only looks it up in Gmail and settles it, never sends it."""
         record = self.store.get(command.action_value or "") if command.action_value else None
         if record is None or record.decided_by != command.event_id:
             return
-        why = "a service it depends on did not answer, so it was not sent"
+        why = "Mailroom could not finish it (the reason is in the chat)"
         try:
             if record.state == State.SENDING:
                 record = self.store.stop_attempts(record.action_id, max_attempts=self._max_attempts, reason=why)

@@ -639,3 +639,18 @@ def test_a_press_that_hit_a_bug_and_was_told_so_is_never_sent_by_a_later_deliver
     assert sends(agent) == 0
     assert record(agent, action_of(approval))["state"] == "failed"
     assert "Not sent" in shown(current(agent, approval))
+
+
+def test_revoke_while_a_send_is_unconfirmed_says_so_on_the_card(agent: Harness):
+    """The worker died after Gmail took the send but before it confirmed it; then the user
+    revokes. The record is erased (nothing can check it any more), so the card must not
+    keep promising to check: it says to look in Sent mail."""
+    agent.worker = build_worker(send_step=kill_at("sent"))
+    approval = ask(agent)
+    assert deliver(agent, press(approval, "approve_send")) == "killed"
+    assert record(agent, action_of(approval))["state"] == "sending"
+    agent.worker = build_worker()
+    agent.say("revoke")
+    card_now = shown(current(agent, approval))
+    assert "Sent mail" in card_now and "disconnected" in card_now and not has_buttons(current(agent, approval))
+    assert sends(agent) == 1

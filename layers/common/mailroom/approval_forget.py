@@ -4,11 +4,13 @@ Every request still waiting for a press, or approved but not yet tried, ends wit
 send and its card says why; then every record of the user is erased, so nothing of
 their conversations stays in the table. A press that comes later finds no record and is
 only told that the request is no longer waiting. A send already under way (`sending`)
-is not pretended undone: its record is erased, so no redelivery can try it again.
+is not pretended undone: its record is erased, so no redelivery can try it again, and
+its card says to look in Sent mail.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -55,6 +57,10 @@ class ApprovalForgetter:
                     from_states=frozenset({State.APPROVED}),
                     reason=_NOT_SENT.get(reason, reason),
                 )
+            if record.state == State.SENDING:
+                # Under way, outcome unknown: its record goes now, so nothing can check it
+                # later; the card says so instead of promising to (no write: it is erased).
+                return dataclasses.replace(record, reason=reason)
         except StateConflict:
             pass  # a press decided it meanwhile; the record is erased all the same
         return None

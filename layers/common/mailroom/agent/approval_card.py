@@ -147,6 +147,13 @@ def _button(action_id: str, text: str, value: str, style: str | None) -> dict[st
     return button
 
 
+# A send under way when its user revoked or relinked (its record is erased then).
+_FORGOTTEN_MID_SEND = {
+    "revoked": "You disconnected Gmail",
+    "relinked": "Gmail was linked to another address",
+}
+
+
 def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     """One line that says what became of the request (mrkdwn; ours, no mail text)."""
     state = record.state
@@ -161,6 +168,11 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     if state == State.SENT:
         return f":white_check_mark: Approved by <@{record.user_id}> and sent (Gmail id `{record.gmail_id}`)."
     if state in (State.APPROVED, State.SENDING):
+        if state == State.SENDING and record.reason in _FORGOTTEN_MID_SEND:  # ApprovalForgetter
+            return (
+                f":warning: {_FORGOTTEN_MID_SEND[record.reason or '']} before Gmail confirmed this send, so I can no "
+                "longer check it: look in your Sent mail to see whether it went out. It will not be sent again."
+            )
         if state == State.SENDING and record.reason:  # tries stopped (ApprovalDesk.abandon)
             return (
                 ":warning: Gmail did not confirm it and I stopped trying. I will check your Sent mail when you "

@@ -654,3 +654,21 @@ def test_revoke_while_a_send_is_unconfirmed_says_so_on_the_card(agent: Harness):
     card_now = shown(current(agent, approval))
     assert "Sent mail" in card_now and "disconnected" in card_now and not has_buttons(current(agent, approval))
     assert sends(agent) == 1
+
+
+def test_moving_on_while_a_send_with_a_replaced_message_id_is_unconfirmed_still_finds_it(agent: Harness):
+    """Gmail took the send but its answer was lost, and the copy's Message-ID was replaced
+    on the way. Before the redelivery looks it up, the user writes again: that turn ends
+    the request, and must find the copy by our own header too, or it would tell the user
+    "not sent" about mail that went out (and they would send it twice)."""
+    assert agent.gmail is not None
+    approval = ask(agent, email=True)
+    approve = press(approval, "approve_send")
+    agent.gmail.rewrite_message_ids = True
+    agent.gmail.fail_next("messages.send", 503, after=True)
+    assert deliver(agent, approve) == "retry"
+    assert record(agent, action_of(approval))["state"] == "sending"
+    agent.say("thanks, what's unread?")
+    assert sends(agent) == 1
+    assert record(agent, action_of(approval))["state"] == "sent"
+    assert "sent (Gmail id" in shown(current(agent, approval))

@@ -27,10 +27,11 @@ from mailroom.agent import approval_card
 from mailroom.agent.context import AgentContext
 from mailroom.approval_record import SENDABLE, ApprovalRecord, ApprovalStore, State, StateConflict
 from mailroom.approvals import Kind, PendingSend, action_id_for, message_hash, next_action_id
+from mailroom.errors import TransientError, describe
 from mailroom.mail.compose import InvalidMessage, OutgoingMessage, build_message, deterministic_message_id
 from mailroom.mail.draft import raw_hash, stamp
 from mailroom.mail.draft import view as draft_view
-from mailroom.observability import metrics
+from mailroom.observability import logger, metrics
 from mailroom.ports import Mailbox
 
 
@@ -68,7 +69,8 @@ def ask_then_send(context: AgentContext, mailbox: Mailbox, base_id: str, first: 
             answer = None
         record = store.get(current_id) or record
         if record.state == State.PENDING or record.state in SENDABLE:
-            record = close_undecided(store, mailbox, record)
+            shown = _rebuilt(record, first) if record.state == State.SENDING and version == 0 else None
+            record = close_undecided(store, mailbox, record, shown)
             context.settled(record)
         if record.state == State.SUPERSEDED and record.reason in ("edited", "draft_changed"):
             previous, version = record, version + 1
@@ -108,16 +110,41 @@ def outcome_for_model(record: ApprovalRecord) -> str:
     return texts.get(record.state, "Not sent.")
 
 
-def close_undecided(store: ApprovalStore, mailbox: Mailbox, record: ApprovalRecord) -> ApprovalRecord:
+def _rebuilt(record: ApprovalRecord, first: Callable[[], PendingSend | str]) -> PendingSend | None:
+    """The email a send in progress was approved as, rebuilt from the tool's own arguments
+    (no Gmail write: only send_email, whose message is composed, not stamped), so that its
+    lookup can also search by recipient and subject; None if it is not that message."""
+    if record.kind != "send_email":
+        return None
+    try:
+        made = first()
+    except TransientError:
+        raise  # Gmail briefly away: settle it on the retry, with the full lookup
+    except Exception as exc:  # e.g. the replied-to mail is gone: the Message-ID lookup still runs
+        logger.warning("could not rebuild the message for its lookup", extra=describe(exc))
+        return None
+    return made if isinstance(made, PendingSend) and made.message_hash == record.message_hash else None
+
+
+def close_undecided(
+    store: ApprovalStore, mailbox: Mailbox, record: ApprovalRecord, shown: PendingSend | None = None
+) -> ApprovalRecord:
     """The graph was resumed while the request was still open (the user moved on): end it
     so that no later press or redelivery can send it. An approved send in progress is
-    settled by looking it up in Gmail, never by sending."""
+    settled by looking it up in Gmail (by its Message-ID, and when `shown` is the message,
+    by its recipient, subject and our header), never by sending."""
     now, since = time.time(), frozenset({record.state})
     try:
         if record.state == State.PENDING:
             to = State.EXPIRED if record.expired_at(now) else State.SUPERSEDED
             return store.move(record.action_id, to, now=now, from_states=since, reason="moved_on")
-        found = mailbox.find_sent(deterministic_message_id(record.action_id), record.action_id, None, "")
+        recipients = (shown.to + shown.cc + shown.bcc) if shown else ()
+        found = mailbox.find_sent(
+            deterministic_message_id(record.action_id),
+            record.action_id,
+            recipients[0] if recipients else None,
+            shown.subject if shown else "",
+        )
         if found is not None and record.state == State.SENDING:
             return store.move(record.action_id, State.SENT, now=now, from_states=since, gmail_id=found)
         reason = "you moved on before Gmail confirmed the send"

@@ -320,6 +320,8 @@ def test_an_undo_that_puts_mail_back_in_trash_waits_for_a_press(agent: Harness):
     agent.press(card, "approve_send")
     assert "TRASH" in labels(agent, "read_old")
     assert "undone" in agent.slack.messages(channel=LOCAL_DM_CHANNEL)[-1].text.lower()
+    [decided] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts == card.ts]
+    assert "done" in decided.text and "reverses it" not in decided.text  # an undo is not undone
 
 
 def test_undo_after_a_rerun_change_says_nothing_was_put_back_instead_of_undone(agent: Harness):
@@ -329,6 +331,7 @@ def test_undo_after_a_rerun_change_says_nothing_was_put_back_instead_of_undone(a
     from tests.integration.send_faults import deliver
 
     assert agent.openai is not None
+    agent.say("Mark the emails from alice as read")  # an earlier, unrelated change
     ask = agent.chat("Archive the emails from frank")
     # The first model call asks for the change; every call after it fails until the retries run out.
     agent.openai.add_fault("status", "/v1/chat/completions", skip=1, times=6, status=500)
@@ -337,8 +340,11 @@ def test_undo_after_a_rerun_change_says_nothing_was_put_back_instead_of_undone(a
     assert "INBOX" not in labels(agent, "read_old")
 
     answer = agent.say("undo that").text.lower()
-    assert "undone" not in answer and "nothing was changed" in answer
+    assert "cannot be undone exactly" in answer and "nothing was changed" in answer
     assert "INBOX" not in labels(agent, "read_old")
+    # Asked again, undo still stops at that change: alice's mail stays read.
+    assert "cannot be undone exactly" in agent.say("undo").text.lower()
+    assert "UNREAD" not in labels(agent, "alice_note")
 
 
 def test_a_search_with_more_matches_than_one_change_takes_says_so(agent: Harness, monkeypatch):
@@ -360,7 +366,25 @@ def test_a_change_card_says_when_more_match_than_it_changes(agent: Harness, monk
     monkeypatch.setattr(inbox_tools, "DIRECT_CHANGE_LIMIT", 2)  # so 4 wait for a press
     agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
     [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
-    assert "Archived: 4 messages" in card.text and "only these 4 change" in str(card.blocks)
+    assert "Archived: 4 messages" in card.text and "Only these 4 change; more may match" in str(card.blocks)
     agent.press(card, "approve_send")
     archived = [n for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1) if "INBOX" not in labels(agent, f"deal_{n}")]
     assert len(archived) == 4
+
+
+def test_archiving_more_messages_than_one_gmail_batch_holds_asks_for_the_newest_hundred(agent: Harness):
+    """120 mails match: the search stays within Gmail's 100 calls per batch, the card
+    lists 100 and says more may match, and Approve archives exactly those 100."""
+    assert agent.gmail is not None
+    for n in range(120):
+        raw = (
+            f"From: Bulk <bulk@lists.example>\r\nTo: {ADA}\r\nSubject: Issue {n}\r\n"
+            f"Message-ID: <bulk-{n}@lists.example>\r\n\r\nNumber {n}.\r\n"
+        ).encode()
+        agent.gmail.add_message(ADA, raw)
+    agent.say("Archive the emails from bulk@lists.example")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    assert "Archived: 100 messages" in card.text and "more may match" in str(card.blocks)
+    agent.press(card, "approve_send")
+    still = agent.gmail.search(ADA, "from:bulk@lists.example in:inbox")
+    assert len(still) == 20

@@ -159,7 +159,8 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     state = record.state
     if record.kind == "change_emails" and state != State.PENDING:
         return {
-            State.SENT: f":white_check_mark: Approved by <@{record.user_id}> and done; \u201cundo\u201d reverses it.",
+            State.SENT: f":white_check_mark: Approved by <@{record.user_id}> and done"
+            + ("." if record.reason == "undo" else "; \u201cundo\u201d reverses it."),
             State.FAILED: f":warning: Not changed: {record.reason or 'Gmail did not accept it'}.",
             State.CANCELLED: f":x: Cancelled by <@{record.user_id}>; nothing was changed.",
             State.EXPIRED: ":hourglass: This request expired; nothing was changed.",

@@ -169,7 +169,10 @@ def inbox_tools() -> list[BaseTool]:
         what = f"{_DONE[action]}{f' {label!r}' if label else ''}"
         count = f"{len(ids)} message{'s' * (len(ids) != 1)}"
         if more:  # said in the first sentence, so the user hears that the rest are untouched
-            count += f" (the first {len(ids)}; more match and were not changed, ask again for the rest)"
+            count += (
+                f" (the newest {len(ids)} only; more may match and were not changed: to reach them, ask with a "
+                "search that leaves these out)"
+            )
         text = f"{what}: {count}. The user can say 'undo' to reverse it."
         return text, {"change": {"add": list(add), "remove": list(remove), "before": undo}}
 
@@ -193,11 +196,13 @@ def inbox_tools() -> list[BaseTool]:
         reversal = _reversal(change)
         if not reversal:
             # Its messages already looked like this when it was noted, e.g. a re-run of a
-            # change an earlier attempt had applied: there is nothing known to put back.
+            # change an earlier attempt had applied. Not marked undone: a second "undo"
+            # must stop here too, not reverse an older, unrelated change.
             return (
-                "Nothing was changed: the last change's messages were already like this when it ran, so there "
-                f"is nothing recorded to put back. Its messages: {', '.join(sorted(change['before']))}."
-            ), {"undid": call_id}
+                "The last change cannot be undone exactly: its messages already looked like this when it was "
+                "noted (an earlier attempt may have applied it), so nothing is recorded to put back. Nothing was "
+                f"changed. Its messages: {', '.join(sorted(change['before']))}."
+            ), {}
         approval = None
         if any(_BINS & set(add) for add, _ in reversal):  # back into Trash or Spam: a press first
             approval = send_tools.action_id(context, tool_call_id)
@@ -208,7 +213,7 @@ def inbox_tools() -> list[BaseTool]:
         for (add, remove), ids in reversal.items():
             mailbox.modify(ids, list(add), list(remove))
         if approval is not None:
-            finish_change(context, approval)
+            finish_change(context, approval, undo=True)
         count = sum(len(group) for group in reversal.values())
         back = "1 message is" if count == 1 else f"{count} messages are"
         return f"Undone: {back} back as they were.", {"undid": call_id}
@@ -222,16 +227,19 @@ def inbox_tools() -> list[BaseTool]:
 
 
 def _targets(mailbox: Mailbox, message_ids: Sequence[str], query: str) -> tuple[list[str], bool] | str:
-    """The messages to change (at most MAX_CHANGE), and whether more were named or matched."""
+    """The messages to change (at most MAX_CHANGE), and whether more may be named or match."""
     ids = [i.strip() for i in message_ids if i and i.strip()]
+    searched = False
     if not ids and query:
-        ids = [str(found["id"]) for found in mailbox.search(query, MAX_CHANGE + 1)]
+        # No more than MAX_CHANGE: a search fetches its results in one Gmail batch, which
+        # takes 100 calls at most, so a full page is taken to mean more may match.
+        ids, searched = [str(found["id"]) for found in mailbox.search(query, MAX_CHANGE)], True
         if not ids:
             return f"No messages match {query!r}; nothing was changed."
     if not ids:
         return "Say which messages: give message ids or a search query. Nothing was changed."
     unique = list(dict.fromkeys(ids))
-    return unique[:MAX_CHANGE], len(unique) > MAX_CHANGE
+    return unique[:MAX_CHANGE], len(unique) > MAX_CHANGE or (searched and len(unique) == MAX_CHANGE)
 
 
 def _effect(mailbox: Mailbox, action: str, label: str) -> tuple[tuple[str, ...], tuple[str, ...]] | str:
@@ -325,8 +333,9 @@ def _approved(
     return texts.get(record.state, "Nothing was changed.")
 
 
-def finish_change(context: AgentContext, action_id: str) -> None:
-    """Mark an approved change done on its record and card (after it was applied)."""
+def finish_change(context: AgentContext, action_id: str, undo: bool = False) -> None:
+    """Mark an approved change done on its record and card (after it was applied); an
+    undo's card does not offer "undo" (undos are not undone)."""
     store = context.approvals
     record = store.get(action_id) if store is not None else None
     if store is None or record is None or record.kind != CHANGE_KIND:
@@ -336,7 +345,8 @@ def finish_change(context: AgentContext, action_id: str) -> None:
         if record.state == State.APPROVED:
             record = store.move(action_id, State.SENDING, now=now, from_states=frozenset({State.APPROVED}))
         if record.state == State.SENDING:
-            record = store.move(action_id, State.SENT, now=now, from_states=frozenset({State.SENDING}))
+            reason = "undo" if undo else None
+            record = store.move(action_id, State.SENT, now=now, from_states=frozenset({State.SENDING}), reason=reason)
     except StateConflict:
         return
     context.settled(record)
@@ -379,7 +389,7 @@ def _pending_change(
         for s in mailbox.summaries(ids)
     ]
     if more:
-        lines.append(f"More messages match; only these {len(ids)} change. Ask again for the rest.")
+        lines.append(f"Only these {len(ids)} change; more may match (ask with a search that leaves these out).")
     return PendingSend(
         action_id=action_id,
         kind="change_emails",

@@ -60,7 +60,10 @@ class ApprovalForgetter:
             if record.state == State.SENDING:
                 # Under way, outcome unknown: its record goes now, so nothing can check it
                 # later; the card says so instead of promising to (no write: it is erased).
-                return dataclasses.replace(record, reason=reason)
+                # Read again first: the owner index may lag a send that was just settled.
+                now_record = self._store.get(record.action_id)
+                if now_record is not None and now_record.state == State.SENDING:
+                    return dataclasses.replace(now_record, reason=reason)
         except StateConflict:
             pass  # a press decided it meanwhile; the record is erased all the same
         return None

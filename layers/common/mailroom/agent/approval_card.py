@@ -157,6 +157,11 @@ _FORGOTTEN_MID_SEND = {
 def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     """One line that says what became of the request (mrkdwn; ours, no mail text)."""
     state = record.state
+    if record.kind == "change_emails" and state == State.SENDING and record.reason in _FORGOTTEN_MID_SEND:
+        return (
+            f":warning: {_FORGOTTEN_MID_SEND[record.reason or '']} before this change was confirmed: look at "
+            "the messages in Gmail to see whether it was applied."
+        )
     if record.kind == "change_emails" and state != State.PENDING:
         return {
             State.SENT: f":white_check_mark: Approved by <@{record.user_id}> and done"

@@ -388,3 +388,33 @@ def test_archiving_more_messages_than_one_gmail_batch_holds_asks_for_the_newest_
     agent.press(card, "approve_send")
     still = agent.gmail.search(ADA, "from:bulk@lists.example in:inbox")
     assert len(still) == 20
+
+
+def test_a_bug_after_an_approved_change_was_applied_does_not_call_it_unchanged(agent: Harness, monkeypatch):
+    """Gmail applied the approved change, then a bug struck before it was recorded: the
+    card must not say "not changed"; the redelivery finishes it and undo still works."""
+    from mailroom.agent import inbox_tools
+    from tests.integration.send_faults import deliver, press
+
+    real, struck = inbox_tools.finish_change, list[bool]()
+
+    def bug_once(*args, **kwargs):
+        if not struck:
+            struck.append(True)
+            raise KeyError("a bug after the change was applied")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inbox_tools, "finish_change", bug_once)
+    agent.say(f"Archive the emails from {mailbox_seed.NEWSLETTER_SENDER}")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    approve = press(card, "approve_send")
+    assert deliver(agent, approve, attempt=1) == "retry"
+    [now] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts == card.ts]
+    assert "Not changed" not in now.text
+    assert deliver(agent, approve, attempt=2) == "ok"
+    deals = [f"deal_{n}" for n in range(1, mailbox_seed.NEWSLETTER_COUNT + 1)]
+    assert all("INBOX" not in labels(agent, name) for name in deals)
+    [now] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts == card.ts]
+    assert "done" in now.text
+    # The re-run noted the labels after the first apply, so undo cannot be exact: it says so.
+    assert "cannot be undone exactly" in agent.say("undo").text

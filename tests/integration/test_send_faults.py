@@ -672,3 +672,27 @@ def test_moving_on_while_a_send_with_a_replaced_message_id_is_unconfirmed_still_
     assert sends(agent) == 1
     assert record(agent, action_of(approval))["state"] == "sent"
     assert "sent (Gmail id" in shown(current(agent, approval))
+
+
+def test_an_approve_that_hit_a_bug_before_it_was_recorded_is_never_sent_later(agent: Harness, monkeypatch):
+    """The bug strikes before the decision is written: the owner hears it failed, so the
+    request ends on its card and the press's next delivery sends nothing."""
+    from mailroom.agent.approval_desk import ApprovalDesk
+
+    real, struck = ApprovalDesk._decide, list[bool]()
+
+    def bug_once(self, *args, **kwargs):
+        if not struck:
+            struck.append(True)
+            raise KeyError("a bug before the decision")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ApprovalDesk, "_decide", bug_once)
+    approval = ask(agent)
+    approve = press(approval, "approve_send")
+    assert deliver(agent, approve, attempt=1) == "retry"
+    assert deliver(agent, approve, attempt=2) == "ok"
+    assert sends(agent) == 0
+    assert record(agent, action_of(approval))["state"] == "cancelled"
+    card_now = current(agent, approval)
+    assert "could not be completed" in shown(card_now) and not has_buttons(card_now)

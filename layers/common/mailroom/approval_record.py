@@ -46,6 +46,11 @@ SENDABLE = frozenset({State.APPROVED, State.SENDING})
 SEND_WINDOW_SECONDS = 3600
 
 
+# The reason of a request ended because the Approve press on it failed before it was
+# recorded (its owner was told; ApprovalDesk.abandon).
+PRESS_FAILED = "press_failed"
+
+
 def can_move(current: State, target: State) -> bool:
     return target in TRANSITIONS.get(current, frozenset())
 

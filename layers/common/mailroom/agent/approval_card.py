@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailroom import approvals
-from mailroom.approval_record import ApprovalRecord, State
+from mailroom.approval_record import PRESS_FAILED, ApprovalRecord, State
 from mailroom.approvals import PendingSend
 from mailroom.slack.format import inert_links
 
@@ -157,11 +157,19 @@ _FORGOTTEN_MID_SEND = {
 def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     """One line that says what became of the request (mrkdwn; ours, no mail text)."""
     state = record.state
-    if record.kind == "change_emails" and state == State.SENDING and record.reason in _FORGOTTEN_MID_SEND:
+    if state == State.CANCELLED and record.reason == PRESS_FAILED:
+        nothing = "changed" if record.kind == "change_emails" else "sent"
         return (
-            f":warning: {_FORGOTTEN_MID_SEND[record.reason or '']} before this change was confirmed: look at "
-            "the messages in Gmail to see whether it was applied."
+            f":warning: Your Approve could not be completed (the reference is in the chat); nothing was {nothing}. "
+            "Ask again if you still want it."
         )
+    if record.kind == "change_emails" and state == State.SENDING and record.reason:  # under way, then cut off
+        if record.reason in _FORGOTTEN_MID_SEND:
+            return (
+                f":warning: {_FORGOTTEN_MID_SEND[record.reason]} before this change was confirmed: look at "
+                "the messages in Gmail to see whether it was applied."
+            )
+        return ":warning: Approved, but I could not confirm the change was applied: look at the messages in Gmail."
     if record.kind == "change_emails" and state != State.PENDING:
         return {
             State.SENT: f":white_check_mark: Approved by <@{record.user_id}> and done"

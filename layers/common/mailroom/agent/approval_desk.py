@@ -26,7 +26,7 @@ from mailroom.agent import approval_card
 from mailroom.agent.context import AgentContext
 from mailroom.agent.graph import final_answer
 from mailroom.agent.sending import ApprovedSend, Step, no_step
-from mailroom.approval_record import SENDABLE, ApprovalRecord, ApprovalStore, State, StateConflict
+from mailroom.approval_record import PRESS_FAILED, SENDABLE, ApprovalRecord, ApprovalStore, State, StateConflict
 from mailroom.approvals import PendingSend
 from mailroom.commands import Command
 from mailroom.errors import TransientError
@@ -203,7 +203,20 @@ class ApprovalDesk:
         been lost) keeps its state but has its attempts used up, so that a redrive or the
         next message only looks it up in Gmail and settles it, never sends it."""
         record = self.store.get(command.action_value or "") if command.action_value else None
-        if record is None or record.decided_by != command.event_id:
+        if record is None:
+            return
+        # An Approve that failed before it was recorded: the owner heard it failed, so no
+        # redelivery may still approve it. It ends; they can ask again.
+        undecided = record.state == State.PENDING and command.name == approvals.APPROVE
+        if undecided and record.owned_by(command.team_id, command.user_id):
+            with contextlib.suppress(StateConflict):
+                pending = frozenset({State.PENDING})
+                ended = self.store.move(
+                    record.action_id, State.CANCELLED, now=self._clock(), from_states=pending, reason=PRESS_FAILED
+                )
+                self.show(ended)
+            return
+        if record.decided_by != command.event_id:
             return
         why = "Mailroom could not finish it (the reason is in the chat)"
         try:

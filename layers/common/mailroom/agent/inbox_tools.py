@@ -11,6 +11,7 @@ here ever deletes a message.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -26,7 +27,7 @@ from pydantic import Field
 from mailroom.agent import send_tools
 from mailroom.agent.context import AgentContext
 from mailroom.agent.tools import _run, _untrusted
-from mailroom.approval_record import State, StateConflict
+from mailroom.approval_record import PRESS_FAILED, State, StateConflict
 from mailroom.approvals import PendingSend
 from mailroom.errors import ToolInputError
 from mailroom.mail.attachment_text import MAX_ATTACHMENT_BYTES, describe, extract, kind_of
@@ -156,6 +157,8 @@ def inbox_tools() -> list[BaseTool]:
             if refused is not None:
                 return refused, {}
         before = mailbox.label_ids_of(ids)
+        if approval is not None:
+            _begin(context, approval)
         try:
             mailbox.modify(ids, list(add), list(remove))
         except ToolInputError as refused_by_gmail:
@@ -210,6 +213,8 @@ def inbox_tools() -> list[BaseTool]:
             refused = _approved(context, mailbox, approval, "undo", "", ids)
             if refused is not None:
                 return refused, {"undid": call_id} if refused == _ALREADY_DONE else {}
+        if approval is not None:
+            _begin(context, approval)
         for (add, remove), ids in reversal.items():
             mailbox.modify(ids, list(add), list(remove))
         if approval is not None:
@@ -324,6 +329,8 @@ def _approved(
         record = conflict.current or record
         if record.state in (State.APPROVED, State.SENDING):
             return None
+    if record.state == State.CANCELLED and record.reason == PRESS_FAILED:
+        return "Nothing was changed: the user's Approve could not be completed and they were told."
     texts = {
         State.CANCELLED: "Nothing was changed: the user pressed Cancel.",
         State.EXPIRED: "Nothing was changed: the approval request expired.",
@@ -331,6 +338,16 @@ def _approved(
         State.SENT: _ALREADY_DONE,
     }
     return texts.get(record.state, "Nothing was changed.")
+
+
+def _begin(context: AgentContext, action_id: str) -> None:
+    """Mark an approved change as under way before Gmail is asked: a failure from here on
+    cannot tell whether it was applied, so it must not be ended as "not changed"."""
+    store = context.approvals
+    if store is None:
+        return
+    with contextlib.suppress(StateConflict):  # already under way (a re-run), or decided otherwise
+        store.move(action_id, State.SENDING, now=time.time(), from_states=frozenset({State.APPROVED}))
 
 
 def finish_change(context: AgentContext, action_id: str, undo: bool = False) -> None:

@@ -25,7 +25,7 @@ from langgraph.types import Interrupt, interrupt
 
 from mailroom.agent import approval_card
 from mailroom.agent.context import AgentContext
-from mailroom.approval_record import SENDABLE, ApprovalRecord, ApprovalStore, State, StateConflict
+from mailroom.approval_record import PRESS_FAILED, SENDABLE, ApprovalRecord, ApprovalStore, State, StateConflict
 from mailroom.approvals import Kind, PendingSend, action_id_for, message_hash, next_action_id
 from mailroom.errors import TransientError, describe
 from mailroom.mail.compose import InvalidMessage, OutgoingMessage, build_message, deterministic_message_id
@@ -105,6 +105,8 @@ def outcome_for_model(record: ApprovalRecord) -> str:
         State.EXPIRED: "Not sent: the approval request expired.",
         State.SUPERSEDED: "Not sent: the user moved on without approving.",
     }
+    if record.state == State.CANCELLED and record.reason == PRESS_FAILED:
+        return "Not sent: the user's Approve could not be completed and they were told. Do not retry unless they ask."
     if record.state == State.SUPERSEDED and record.reason == "draft_gone":
         return "Not sent: the draft is no longer in Gmail (deleted, or sent from Gmail itself). The user has been told."
     return texts.get(record.state, "Not sent.")

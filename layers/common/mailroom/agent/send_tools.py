@@ -27,7 +27,7 @@ from mailroom.agent import approval_card
 from mailroom.agent.context import AgentContext
 from mailroom.approval_record import PRESS_FAILED, SENDABLE, ApprovalRecord, ApprovalStore, State, StateConflict
 from mailroom.approvals import Kind, PendingSend, action_id_for, message_hash, next_action_id
-from mailroom.errors import TransientError, describe
+from mailroom.errors import OutOfTime, TransientError, describe
 from mailroom.mail.compose import InvalidMessage, OutgoingMessage, build_message, deterministic_message_id
 from mailroom.mail.draft import raw_hash, stamp
 from mailroom.mail.draft import view as draft_view
@@ -120,8 +120,8 @@ def _rebuilt(record: ApprovalRecord, first: Callable[[], PendingSend | str]) -> 
         return None
     try:
         made = first()
-    except TransientError:
-        raise  # Gmail briefly away: settle it on the retry, with the full lookup
+    except (TransientError, OutOfTime):
+        raise  # Gmail briefly away, or the turn's time is up: settle it on the retry, fully
     except Exception as exc:  # e.g. the replied-to mail is gone: the Message-ID lookup still runs
         logger.warning("could not rebuild the message for its lookup", extra=describe(exc))
         return None

@@ -154,6 +154,24 @@ _FORGOTTEN_MID_SEND = {
 }
 
 
+def _change_outcome(record: ApprovalRecord) -> str:
+    """outcome() for a decided change to the inbox (change_emails)."""
+    state = record.state
+    if state == State.SENDING and record.reason:  # under way, then cut off
+        forgotten = _FORGOTTEN_MID_SEND.get(record.reason)
+        if forgotten:
+            return f":warning: {forgotten} before this change was confirmed: look at the messages in Gmail."
+        return ":warning: Approved, but I could not confirm the change was applied: look at the messages in Gmail."
+    return {
+        State.SENT: f":white_check_mark: Approved by <@{record.user_id}> and done"
+        + ("." if record.reason == "undo" else "; \u201cundo\u201d reverses it."),
+        State.FAILED: f":warning: Not changed: {record.reason or 'Gmail did not accept it'}.",
+        State.CANCELLED: f":x: Cancelled by <@{record.user_id}>; nothing was changed.",
+        State.EXPIRED: ":hourglass: This request expired; nothing was changed.",
+        State.SUPERSEDED: ":leftwards_arrow_with_hook: You moved on without approving; nothing was changed.",
+    }.get(state, ":hourglass_flowing_sand: Approved; applying the change…")
+
+
 def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
     """One line that says what became of the request (mrkdwn; ours, no mail text)."""
     state = record.state
@@ -163,29 +181,16 @@ def outcome(record: ApprovalRecord, unconfirmed: bool = False) -> str:
             f":warning: Your Approve could not be completed (the reference is in the chat); nothing was {nothing}. "
             "Ask again if you still want it."
         )
-    if record.kind == "change_emails" and state == State.SENDING and record.reason:  # under way, then cut off
-        if record.reason in _FORGOTTEN_MID_SEND:
-            return (
-                f":warning: {_FORGOTTEN_MID_SEND[record.reason]} before this change was confirmed: look at "
-                "the messages in Gmail to see whether it was applied."
-            )
-        return ":warning: Approved, but I could not confirm the change was applied: look at the messages in Gmail."
     if record.kind == "change_emails" and state != State.PENDING:
-        return {
-            State.SENT: f":white_check_mark: Approved by <@{record.user_id}> and done"
-            + ("." if record.reason == "undo" else "; \u201cundo\u201d reverses it."),
-            State.FAILED: f":warning: Not changed: {record.reason or 'Gmail did not accept it'}.",
-            State.CANCELLED: f":x: Cancelled by <@{record.user_id}>; nothing was changed.",
-            State.EXPIRED: ":hourglass: This request expired; nothing was changed.",
-            State.SUPERSEDED: ":leftwards_arrow_with_hook: You moved on without approving; nothing was changed.",
-        }.get(state, ":hourglass_flowing_sand: Approved; applying the change…")
+        return _change_outcome(record)
     if state == State.SENT:
         return f":white_check_mark: Approved by <@{record.user_id}> and sent (Gmail id `{record.gmail_id}`)."
     if state in (State.APPROVED, State.SENDING):
-        if state == State.SENDING and record.reason in _FORGOTTEN_MID_SEND:  # ApprovalForgetter
+        cut_off = _FORGOTTEN_MID_SEND.get(record.reason or "") if state == State.SENDING else None
+        if cut_off:  # ApprovalForgetter: the record is erased, nothing can check it any more
             return (
-                f":warning: {_FORGOTTEN_MID_SEND[record.reason or '']} before Gmail confirmed this send, so I can no "
-                "longer check it: look in your Sent mail to see whether it went out. It will not be sent again."
+                f":warning: {cut_off} before Gmail confirmed this send, so I can no longer check it: look in "
+                "your Sent mail to see whether it went out. It will not be sent again."
             )
         if state == State.SENDING and record.reason:  # tries stopped (ApprovalDesk.abandon)
             return (

@@ -418,3 +418,27 @@ def test_a_bug_after_an_approved_change_was_applied_does_not_call_it_unchanged(a
     assert "done" in now.text
     # The re-run noted the labels after the first apply, so undo cannot be exact: it says so.
     assert "cannot be undone exactly" in agent.say("undo").text
+
+
+def test_an_approved_undo_that_gmail_refuses_ends_its_card_as_not_changed(agent: Harness):
+    """The undo's press is approved but Gmail refuses the change: like any approved change,
+    its card ends as "Not changed", never stuck on "applying the change…"."""
+    from infra.local.emulators.openai import Call, Rule
+
+    assert agent.openai is not None and agent.gmail is not None
+    [old] = agent.gmail.search(ADA, f"rfc822msgid:{mailbox_seed.message_id('read_old')}")
+    old.label_ids.append("TRASH")
+    agent.openai.script.rules[:0] = [
+        Rule(
+            user=r"untrash (?P<m>\w+)",
+            call=Call("change_emails", lambda c: {"action": "untrash", "message_ids": [c.group("m")]}),
+        ),
+    ]
+    agent.say(f"untrash {old.id}")
+    agent.say("undo")
+    [card] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if "approval" in str(m.blocks)]
+    agent.gmail.fail_next("messages.batchModify", 400)
+    agent.press(card, "approve_send")
+    assert "TRASH" not in labels(agent, "read_old")
+    [decided] = [m for m in agent.slack.messages(channel=LOCAL_DM_CHANNEL) if m.ts == card.ts]
+    assert "Not changed" in decided.text and "applying" not in decided.text

@@ -157,16 +157,7 @@ def inbox_tools() -> list[BaseTool]:
             if refused is not None:
                 return refused, {}
         before = mailbox.label_ids_of(ids)
-        if approval is not None:
-            _begin(context, approval)
-        try:
-            mailbox.modify(ids, list(add), list(remove))
-        except ToolInputError as refused_by_gmail:
-            if approval is not None:  # its card must not stay at "applying the change…"
-                _fail(context, approval, "Gmail refused it")
-            raise refused_by_gmail
-        if approval is not None:
-            finish_change(context, approval)
+        _apply(context, mailbox, approval, [(ids, add, remove)])
         touched = set(add) | set(remove)
         undo = {i: sorted(set(labels) & touched) for i, labels in before.items()}
         what = f"{_DONE[action]}{f' {label!r}' if label else ''}"
@@ -190,22 +181,15 @@ def inbox_tools() -> list[BaseTool]:
         if found is None:
             return "There is no change to undo in this conversation.", {}
         call_id, change = found
+        # Not marked undone when it cannot be exact: a second "undo" must stop here too,
+        # not reverse an older, unrelated change.
         if change["before"] is None:
-            return (
-                "The last change cannot be undone exactly: it was applied by an earlier attempt of the same "
-                "request, and the labels its messages had before were not kept. Nothing was changed. Its "
-                f"messages: {', '.join(change['ids'])}."
-            ), {}
+            why = "it was applied by an earlier attempt of the same request, and the labels before were not kept"
+            return _not_exactly(why, change["ids"]), {}
         reversal = _reversal(change)
-        if not reversal:
-            # Its messages already looked like this when it was noted, e.g. a re-run of a
-            # change an earlier attempt had applied. Not marked undone: a second "undo"
-            # must stop here too, not reverse an older, unrelated change.
-            return (
-                "The last change cannot be undone exactly: its messages already looked like this when it was "
-                "noted (an earlier attempt may have applied it), so nothing is recorded to put back. Nothing was "
-                f"changed. Its messages: {', '.join(sorted(change['before']))}."
-            ), {}
+        if not reversal:  # e.g. a re-run of a change an earlier attempt had applied
+            why = "its messages already looked like this when it was noted (an earlier attempt may have applied it)"
+            return _not_exactly(why, sorted(change["before"])), {}
         approval = None
         if any(_BINS & set(add) for add, _ in reversal):  # back into Trash or Spam: a press first
             approval = send_tools.action_id(context, tool_call_id)
@@ -213,12 +197,7 @@ def inbox_tools() -> list[BaseTool]:
             refused = _approved(context, mailbox, approval, "undo", "", ids)
             if refused is not None:
                 return refused, {"undid": call_id} if refused == _ALREADY_DONE else {}
-        if approval is not None:
-            _begin(context, approval)
-        for (add, remove), ids in reversal.items():
-            mailbox.modify(ids, list(add), list(remove))
-        if approval is not None:
-            finish_change(context, approval, undo=True)
+        _apply(context, mailbox, approval, [(ids, add, remove) for (add, remove), ids in reversal.items()], undo=True)
         count = sum(len(group) for group in reversal.values())
         back = "1 message is" if count == 1 else f"{count} messages are"
         return f"Undone: {back} back as they were.", {"undid": call_id}
@@ -229,6 +208,34 @@ def inbox_tools() -> list[BaseTool]:
         StructuredTool.from_function(change_emails, response_format="content_and_artifact"),
         StructuredTool.from_function(undo_last_change, response_format="content_and_artifact"),
     ]
+
+
+def _not_exactly(why: str, ids: Sequence[str]) -> str:
+    return f"The last change cannot be undone exactly: {why}. Nothing was changed. Its messages: {', '.join(ids)}."
+
+
+def _apply(
+    context: AgentContext,
+    mailbox: Mailbox,
+    approval: str | None,
+    changes: Sequence[tuple[Sequence[str], Sequence[str], Sequence[str]]],
+    *,
+    undo: bool = False,
+) -> None:
+    """Apply (ids, labels to add, labels to remove) changes. An approved one is marked
+    under way first, done after, and failed if Gmail refuses it, so its card never
+    stays at "applying the change…" nor says "not changed" after Gmail was asked."""
+    if approval is not None:
+        _begin(context, approval)
+    try:
+        for ids, add, remove in changes:
+            mailbox.modify(list(ids), list(add), list(remove))
+    except ToolInputError:
+        if approval is not None:
+            _fail(context, approval, "Gmail refused it")
+        raise
+    if approval is not None:
+        finish_change(context, approval, undo=undo)
 
 
 def _targets(mailbox: Mailbox, message_ids: Sequence[str], query: str) -> tuple[list[str], bool] | str:
